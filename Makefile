@@ -19,6 +19,11 @@ deps:
 build:
 	@mkdir -p $(BIN)/cni
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hoist ./cmd/hoist
+	@for p in pause testbox; do \
+	  if ls packaging/images/$$p/*.go >/dev/null 2>&1; then \
+	    CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$p ./packaging/images/$$p || exit 1 ; \
+	  fi ; \
+	done
 	@for p in $(CNI_PLUGINS); do \
 	  if ls cni-plugins/$$p/*.go >/dev/null 2>&1; then \
 	    echo "CGO_ENABLED=0 $(GO) build -o $(BIN)/cni/$$p ./cni-plugins/$$p" ; \

@@ -30,7 +30,7 @@ type subcommand struct {
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"master":      {"run the API server, scheduler and controllers", notImplemented("master")},
-		"kubelet":     {"run the node agent", notImplemented("kubelet")},
+		"kubelet":     {"run the node agent", runKubelet},
 		"flanneld":    {"run the network fabric daemon", notImplemented("flanneld")},
 		"proxy":       {"run the service proxy", notImplemented("proxy")},
 		"up":          {"run a single-machine cluster (master + node)", notImplemented("up")},

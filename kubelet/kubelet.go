@@ -1,0 +1,272 @@
+// Package kubelet is hoist's node agent. Run only wires small managers
+// together — pod sources (config), pod workers, the pod syncer, runtime
+// (containerd), network (CNI), volumes and status — and owns none of their
+// logic. The API source, node registration and mirror pods plug in here later.
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd"
+	eventstypes "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/typeurl/v2"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/hoist-project/hoist/kubelet/backoff"
+	"github.com/hoist-project/hoist/kubelet/config"
+	"github.com/hoist-project/hoist/kubelet/network"
+	"github.com/hoist-project/hoist/kubelet/podsync"
+	"github.com/hoist-project/hoist/kubelet/podworkers"
+	"github.com/hoist-project/hoist/kubelet/runtime"
+	"github.com/hoist-project/hoist/kubelet/status"
+	"github.com/hoist-project/hoist/kubelet/volumes"
+	"github.com/hoist-project/hoist/packaging/images"
+)
+
+// Config of a kubelet. Zero values take the documented defaults.
+type Config struct {
+	NodeName            string   // default: the host name
+	RootDir             string   // default /var/lib/hoist/kubelet
+	ManifestDir         string   // static pods; "" disables the source
+	ContainerdAddress   string   // default /run/containerd/containerd.sock
+	ContainerdNamespace string   // default k8s.hoist
+	CNIConfDir          string   // default /etc/cni/net.d
+	CNIBinDirs          []string // default [/opt/cni/bin]
+	CNIHostNetNS        string   // run CNI plugins in this netns (nodes as netns, tests); "" = own
+	ImageDir            string   // air-gap image archives imported at start; "" disables
+	LogRoot             string   // default /var/log/pods
+	PauseImage          string   // default images.PauseImage
+	CgroupParent        string   // default kubepods
+	LogDriver           string   // default: this executable
+	HostIP              string   // default: the first global IPv4 address
+	Backoff             backoff.Policy
+	Resync              time.Duration // periodic sync of every pod, default 10 s
+	Housekeeping        time.Duration // orphan scan, default 2 s
+	ManifestInterval    time.Duration // static dir poll, default 1 s
+	StatusSink          status.Sink   // optional
+	Log                 *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node name: %w", err)
+		}
+		c.NodeName = h
+	}
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.RootDir, "/var/lib/hoist/kubelet")
+	set(&c.ContainerdAddress, "/run/containerd/containerd.sock")
+	set(&c.ContainerdNamespace, "k8s.hoist")
+	set(&c.CNIConfDir, "/etc/cni/net.d")
+	set(&c.LogRoot, "/var/log/pods")
+	set(&c.PauseImage, images.PauseImage)
+	set(&c.CgroupParent, "kubepods")
+	if len(c.CNIBinDirs) == 0 {
+		c.CNIBinDirs = []string{"/opt/cni/bin"}
+	}
+	if c.LogDriver == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("logging driver: %w", err)
+		}
+		c.LogDriver = exe
+	}
+	if c.HostIP == "" {
+		c.HostIP = firstHostIP()
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Housekeeping <= 0 {
+		c.Housekeeping = 2 * time.Second
+	}
+	return nil
+}
+
+func firstHostIP() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return ""
+}
+
+// Run runs the kubelet until ctx ends. Pods keep running when it returns: a
+// restarted kubelet adopts them.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	log := cfg.Log.With("node", cfg.NodeName)
+	if err := os.MkdirAll(cfg.RootDir, 0o750); err != nil {
+		return err
+	}
+	client, err := containerd.New(cfg.ContainerdAddress, containerd.WithDefaultNamespace(cfg.ContainerdNamespace))
+	if err != nil {
+		return fmt.Errorf("connect to containerd at %s: %w", cfg.ContainerdAddress, err)
+	}
+	defer client.Close()
+	if cfg.ImageDir != "" {
+		imported, err := images.ImportWithClient(namespaces.WithNamespace(ctx, cfg.ContainerdNamespace), client, cfg.ImageDir)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while importing
+			}
+			return fmt.Errorf("import air-gap images from %s: %w", cfg.ImageDir, err)
+		}
+		for _, img := range imported {
+			log.Info("air-gap image imported", "image", img.Ref, "digest", img.Digest)
+		}
+	}
+	netw := network.New(network.Config{ConfDir: cfg.CNIConfDir, BinDirs: cfg.CNIBinDirs, CacheDir: filepath.Join(cfg.RootDir, "cni-cache"), HostNetNS: cfg.CNIHostNetNS})
+	if err := netw.Status(); err != nil {
+		log.Warn("pods cannot start until this is fixed", "err", err)
+	}
+	rt, err := runtime.New(runtime.Config{
+		Client: client, Namespace: cfg.ContainerdNamespace, RootDir: cfg.RootDir, LogRoot: cfg.LogRoot,
+		PauseImage: cfg.PauseImage, CgroupParent: cfg.CgroupParent, LogDriver: cfg.LogDriver, Network: netw,
+	})
+	if err != nil {
+		return err
+	}
+	syncer := &podsync.Syncer{
+		Runtime: rt, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(cfg.StatusSink),
+		Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	workers := podworkers.New(ctx, podworkers.Config{
+		Sync: syncer.SyncPod, Kill: syncer.KillPod, Resync: cfg.Resync,
+		OnError: func(pod *v1.Pod, op string, err error) {
+			log.Error("pod "+op+" failed", "pod", pod.Namespace+"/"+pod.Name, "uid", pod.UID, "err", err)
+		},
+	})
+	defer func() {
+		cancel() // also when a source failed: workers only stop with ctx
+		workers.Wait()
+	}()
+
+	var sources []config.Source
+	if cfg.ManifestDir != "" {
+		sources = append(sources, &config.StaticDir{Dir: cfg.ManifestDir, NodeName: cfg.NodeName, Interval: cfg.ManifestInterval, Log: log})
+	}
+	updates := make(chan config.PodUpdate) // unbuffered: see Source.HasSynced
+	errc := make(chan error, len(sources))
+	for _, s := range sources {
+		go func() { errc <- s.Run(ctx, updates) }()
+	}
+	go watchExits(ctx, log, cfg.ContainerdNamespace, client, rt, workers)
+
+	log.Info("kubelet started", "root", cfg.RootDir, "containerd", cfg.ContainerdAddress, "namespace", cfg.ContainerdNamespace)
+	tick := time.NewTicker(cfg.Housekeeping)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case u := <-updates:
+			if u.Op == config.Remove {
+				workers.Remove(u.Pod)
+			} else {
+				workers.Update(u.Pod)
+			}
+		case <-tick.C:
+			if allSynced(sources) {
+				if err := removeOrphans(ctx, rt, workers); err != nil && ctx.Err() == nil {
+					log.Error("orphan scan failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+func allSynced(sources []config.Source) bool {
+	for _, s := range sources {
+		if !s.HasSynced() {
+			return false
+		}
+	}
+	return true
+}
+
+// removeOrphans hands every pod found in the runtime that no source wants to
+// a worker for removal (containers, sandboxes, netns, CNI leases).
+func removeOrphans(ctx context.Context, rt *runtime.Runtime, workers *podworkers.Workers) error {
+	pods, err := rt.ListPodRefs(ctx)
+	if err != nil {
+		return err
+	}
+	for uid, p := range pods {
+		if workers.Known(uid) {
+			continue
+		}
+		orphan := &v1.Pod{}
+		orphan.UID, orphan.Name, orphan.Namespace = uid, p.Name, p.Namespace
+		workers.Remove(orphan)
+	}
+	return nil
+}
+
+// watchExits kicks a pod's worker as soon as one of its containers exits, so
+// restarts and init progress do not wait for the periodic resync. A broken
+// event stream (containerd restarting) is re-subscribed; the periodic resync
+// covers the gap.
+func watchExits(ctx context.Context, log *slog.Logger, namespace string, client *containerd.Client, rt *runtime.Runtime, workers *podworkers.Workers) {
+	filter := fmt.Sprintf(`topic=="/tasks/exit",namespace==%q`, namespace)
+	for ctx.Err() == nil {
+		err := forwardExits(ctx, client, filter, rt, workers)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("containerd event stream broken; re-subscribing", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func forwardExits(ctx context.Context, client *containerd.Client, filter string, rt *runtime.Runtime, workers *podworkers.Workers) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, errs := client.Subscribe(ctx, filter)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case env := <-msgs:
+			if env == nil || env.Event == nil {
+				continue
+			}
+			v, err := typeurl.UnmarshalAny(env.Event)
+			exit, ok := v.(*eventstypes.TaskExit)
+			if err != nil || !ok {
+				continue
+			}
+			if uid := rt.PodUIDOf(ctx, exit.ContainerID); uid != "" {
+				workers.Kick(uid)
+			}
+		}
+	}
+}

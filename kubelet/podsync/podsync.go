@@ -1,0 +1,289 @@
+// Package podsync holds the kubelet's per-pod logic: given a pod's spec and
+// what containerd has, start/restart/remove containers (SyncPod) or tear the
+// whole pod down (KillPod). Pod workers call it, one pod at a time; it keeps
+// only the CrashLoopBackOff state in memory, everything else is re-read from
+// the runtime each time (level-triggered: a restart loses nothing).
+package podsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/hoist-project/hoist/kubelet/backoff"
+	"github.com/hoist-project/hoist/kubelet/runtime"
+	"github.com/hoist-project/hoist/kubelet/status"
+	"github.com/hoist-project/hoist/kubelet/volumes"
+)
+
+// Runtime is what the syncer needs from kubelet/runtime (a fake in unit tests).
+type Runtime interface {
+	GetPod(ctx context.Context, uid types.UID) (*runtime.Pod, error)
+	CreateSandbox(ctx context.Context, pod *v1.Pod) (*runtime.Sandbox, error)
+	RemoveSandbox(ctx context.Context, pod *runtime.Pod, sb *runtime.Sandbox) error
+	StartContainer(ctx context.Context, s runtime.StartSpec) (string, error)
+	RemoveContainer(ctx context.Context, id string, grace time.Duration) error
+	RemovePodCgroup(uid types.UID) error
+	PodLogDir(ns, name, uid string) string
+}
+
+// Syncer runs pods on the runtime.
+type Syncer struct {
+	Runtime Runtime
+	Volumes *volumes.Manager
+	Status  *status.Manager
+	Backoff backoff.Policy
+	HostIP  string
+	Now     func() time.Time
+	Log     *slog.Logger
+
+	mu       sync.Mutex
+	backoffs map[string]*crashLoop // pod UID/container name
+}
+
+// crashLoop is a container's back-off state and the last exit folded into it.
+type crashLoop struct {
+	state  backoff.State
+	exitOf string // container ID whose exit is in state
+}
+
+func (s *Syncer) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// SyncPod drives one pod toward its spec and returns when to look again.
+func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error) {
+	waiting := map[string]status.Waiting{}
+	rp, err := s.Runtime.GetPod(ctx, pod.UID)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if fresh, err := s.Runtime.GetPod(context.WithoutCancel(ctx), pod.UID); err == nil {
+			rp = fresh
+		}
+		s.Status.Set(pod, status.Compute(status.Input{Pod: pod, Runtime: rp, Waiting: waiting, HostIP: s.HostIP, Now: s.now()}))
+	}()
+	if phase := status.Compute(status.Input{Pod: pod, Runtime: rp, Now: s.now()}).Phase; phase == v1.PodSucceeded || phase == v1.PodFailed {
+		return 0, nil // finished pods are not restarted
+	}
+	sb := rp.LiveSandbox()
+	if err := s.removeStale(ctx, rp, sb); err != nil {
+		return 0, err
+	}
+	vols, err := s.Volumes.Prepare(pod)
+	if err != nil {
+		return 0, err
+	}
+	if sb == nil {
+		if sb, err = s.Runtime.CreateSandbox(ctx, pod); err != nil {
+			return 0, err
+		}
+		s.Log.Info("sandbox started", "pod", podName(pod), "ip", sb.IP, "sandbox", sb.ID)
+		if rp, err = s.Runtime.GetPod(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+	}
+	start := func(c *v1.Container, kind runtime.Kind, restart int, last *runtime.Exit) error {
+		id, err := s.Runtime.StartContainer(ctx, runtime.StartSpec{
+			Pod: pod, Container: c, Kind: kind, Sandbox: sb, Restart: restart, Last: last, Volumes: vols, HostIP: s.HostIP,
+		})
+		if err != nil {
+			waiting[c.Name] = status.Waiting{Reason: "CreateContainerError", Message: err.Error()}
+			return fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		s.Log.Info("container started", "pod", podName(pod), "container", c.Name, "restart", restart, "id", id)
+		return nil
+	}
+	var next time.Duration
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		done, wait, err := s.syncContainer(ctx, pod, rp, sb, c, runtime.KindInit, waiting, start)
+		if err != nil || !done {
+			return wait, err
+		}
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		_, wait, err := s.syncContainer(ctx, pod, rp, sb, c, runtime.KindApp, waiting, start)
+		if err != nil {
+			return 0, err
+		}
+		if wait > 0 && (next == 0 || wait < next) {
+			next = wait
+		}
+	}
+	return next, nil
+}
+
+type startFunc func(c *v1.Container, kind runtime.Kind, restart int, last *runtime.Exit) error
+
+// syncContainer handles one container. done is true once an init container
+// has succeeded (app containers: always); wait > 0 asks for a sync then.
+func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod, sb *runtime.Sandbox, c *v1.Container,
+	kind runtime.Kind, waiting map[string]status.Waiting, start startFunc) (done bool, wait time.Duration, err error) {
+	cur := rp.Latest(sb.ID, c.Name)
+	// Older runs of this container are history: keep only the latest.
+	for _, old := range rp.Containers {
+		if old.Name == c.Name && (cur == nil || old.ID != cur.ID) {
+			if err := s.Runtime.RemoveContainer(ctx, old.ID, 0); err != nil {
+				return false, 0, err
+			}
+		}
+	}
+	switch {
+	case cur == nil:
+		return kind == runtime.KindApp, 0, start(c, kind, 0, nil)
+	case cur.State == runtime.StateCreated:
+		// Created but never started (a failed start or a crash in between).
+		if err := s.Runtime.RemoveContainer(ctx, cur.ID, 0); err != nil {
+			return false, 0, err
+		}
+		return kind == runtime.KindApp, 0, start(c, kind, cur.Restart, cur.Last)
+	case cur.State == runtime.StateRunning:
+		if cur.Hash != runtime.ContainerHash(c) {
+			s.Log.Info("container spec changed; restarting", "pod", podName(pod), "container", c.Name)
+			if err := s.Runtime.RemoveContainer(ctx, cur.ID, grace(pod)); err != nil {
+				return false, 0, err
+			}
+			return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, nil)
+		}
+		return kind == runtime.KindApp, 0, nil
+	}
+	// Exited.
+	ok := cur.Exit.Code == 0
+	if kind == runtime.KindInit && ok {
+		return true, 0, nil
+	}
+	policy := pod.Spec.RestartPolicy
+	if policy == v1.RestartPolicyNever || (policy == v1.RestartPolicyOnFailure && ok) {
+		return kind == runtime.KindApp, 0, nil
+	}
+	st := s.crashLoop(pod.UID, c.Name, cur)
+	if w, left := st.Waiting(s.now()); w {
+		waiting[c.Name] = status.Waiting{
+			Reason:  "CrashLoopBackOff",
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", st.Delay, c.Name, podName(pod)),
+		}
+		return false, left, nil
+	}
+	if err := s.Runtime.RemoveContainer(ctx, cur.ID, 0); err != nil {
+		return false, 0, err
+	}
+	return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, cur.Exit)
+}
+
+// crashLoop folds a container's exit into its back-off state (once per run).
+func (s *Syncer) crashLoop(uid types.UID, name string, c *runtime.Container) backoff.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.backoffs == nil {
+		s.backoffs = map[string]*crashLoop{}
+	}
+	key := string(uid) + "/" + name
+	cl := s.backoffs[key]
+	if cl == nil {
+		cl = &crashLoop{}
+		s.backoffs[key] = cl
+	}
+	if cl.exitOf != c.ID {
+		cl.state = s.Backoff.Exited(cl.state, c.Exit.StartedAt, c.Exit.FinishedAt)
+		cl.exitOf = c.ID
+	}
+	return cl.state
+}
+
+// removeStale tears down sandboxes other than keep, with their containers.
+func (s *Syncer) removeStale(ctx context.Context, rp *runtime.Pod, keep *runtime.Sandbox) error {
+	for _, sb := range rp.Sandboxes {
+		if keep != nil && sb.ID == keep.ID {
+			continue
+		}
+		for _, c := range rp.Containers {
+			if c.SandboxID == sb.ID {
+				if err := s.Runtime.RemoveContainer(ctx, c.ID, rp.Grace); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.Runtime.RemoveSandbox(ctx, rp, sb); err != nil {
+			return err
+		}
+		s.Log.Info("stale sandbox removed", "pod", rp.Namespace+"/"+rp.Name, "sandbox", sb.ID)
+	}
+	return nil
+}
+
+// KillPod stops every container of the pod (SIGTERM, grace, SIGKILL — all
+// containers in parallel), removes the sandboxes (CNI DEL, netns), the pod
+// cgroup, volumes and logs.
+func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
+	rp, err := s.Runtime.GetPod(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	g := grace(pod)
+	if pod.Spec.TerminationGracePeriodSeconds == nil && rp.Grace > 0 {
+		g = rp.Grace
+	}
+	errs := make([]error, len(rp.Containers))
+	var wg sync.WaitGroup
+	for i, c := range rp.Containers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Runtime.RemoveContainer(ctx, c.ID, g)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, sb := range rp.Sandboxes {
+		if err := s.Runtime.RemoveSandbox(ctx, rp, sb); err != nil {
+			return err
+		}
+	}
+	if err := s.Runtime.RemovePodCgroup(pod.UID); err != nil {
+		return fmt.Errorf("remove cgroup of pod %s: %w", podName(pod), err)
+	}
+	if err := s.Volumes.Cleanup(string(pod.UID)); err != nil {
+		return err
+	}
+	ns, name := pod.Namespace, pod.Name
+	if ns == "" {
+		ns, name = rp.Namespace, rp.Name
+	}
+	if err := os.RemoveAll(s.Runtime.PodLogDir(ns, name, string(pod.UID))); err != nil {
+		return err
+	}
+	s.Status.Forget(pod.UID)
+	s.mu.Lock()
+	for _, c := range append(append([]v1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		delete(s.backoffs, string(pod.UID)+"/"+c.Name)
+	}
+	s.mu.Unlock()
+	if len(rp.Sandboxes)+len(rp.Containers) > 0 {
+		s.Log.Info("pod removed", "pod", podName(pod), "uid", pod.UID)
+	}
+	return nil
+}
+
+func grace(pod *v1.Pod) time.Duration {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return time.Duration(*g) * time.Second
+	}
+	return time.Duration(v1.DefaultTerminationGracePeriodSeconds) * time.Second
+}
+
+func podName(pod *v1.Pod) string { return pod.Namespace + "/" + pod.Name }

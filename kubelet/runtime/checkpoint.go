@@ -1,0 +1,80 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// checkpoint records a sandbox before any kernel state exists for it, so a
+// kubelet killed between creating the netns and the pause container still
+// knows what to tear down (netns, CNI lease) on its next start.
+type checkpoint struct {
+	ID           string    `json:"id"`
+	NetNS        string    `json:"netns"`
+	PodUID       types.UID `json:"podUID"`
+	PodName      string    `json:"podName"`
+	PodNamespace string    `json:"podNamespace"`
+}
+
+type checkpoints struct{ dir string }
+
+func (c checkpoints) path(id string) string { return filepath.Join(c.dir, id+".json") }
+
+func (c checkpoints) write(cp checkpoint) error {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	tmp := c.path(cp.ID) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.path(cp.ID))
+}
+
+func (c checkpoints) read(id string) (checkpoint, error) {
+	var cp checkpoint
+	data, err := os.ReadFile(c.path(id))
+	if err != nil {
+		return cp, err
+	}
+	return cp, json.Unmarshal(data, &cp)
+}
+
+func (c checkpoints) remove(id string) error {
+	if err := os.Remove(c.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (c checkpoints) list() ([]checkpoint, error) {
+	entries, err := os.ReadDir(c.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []checkpoint
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		cp, err := c.read(strings.TrimSuffix(e.Name(), ".json"))
+		if err != nil {
+			return nil, fmt.Errorf("sandbox checkpoint %s: %w", e.Name(), err)
+		}
+		out = append(out, cp)
+	}
+	return out, nil
+}

@@ -146,13 +146,9 @@ func (p Plugin) Check(ctx context.Context, args *skel.CmdArgs, conf *NetConf, pr
 
 // GC releases leases and masquerade chains of attachments the runtime no longer has.
 func (p Plugin) GC(ctx context.Context, args *skel.CmdArgs, conf *NetConf) error {
-	valid, err := ipam.DecodeValidAttachments(args.StdinData)
+	keep, err := ipam.DecodeValidAttachments(args.StdinData)
 	if err != nil {
 		return err
-	}
-	keep := map[ipam.Attachment]bool{}
-	for _, v := range valid {
-		keep[v] = true
 	}
 	var errs []error
 	if err := p.ipam(conf.IPAM.Type).GC(ctx, args); err != nil {
@@ -160,7 +156,7 @@ func (p Plugin) GC(ctx context.Context, args *skel.CmdArgs, conf *NetConf) error
 	}
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		_, err := p.masq().GC(fam, "bridge", conf.Name, func(o iptables.Owner) bool {
-			return keep[ipam.Attachment{ContainerID: o.ContainerID, IfName: o.IfName}]
+			return keep.Has(o.ContainerID, o.IfName)
 		})
 		if err != nil {
 			errs = append(errs, err)

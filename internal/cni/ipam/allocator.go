@@ -230,23 +230,31 @@ type Attachment struct {
 	IfName      string `json:"ifname"`
 }
 
+// AttachmentSet is the set of attachments a GC must keep.
+type AttachmentSet map[Attachment]bool
+
+// Has reports whether the attachment of containerID on ifName is kept.
+func (s AttachmentSet) Has(containerID, ifName string) bool {
+	return s[Attachment{ContainerID: containerID, IfName: ifName}]
+}
+
 // DecodeValidAttachments reads "cni.dev/valid-attachments" from a GC config.
-func DecodeValidAttachments(stdin []byte) ([]Attachment, error) {
+func DecodeValidAttachments(stdin []byte) (AttachmentSet, error) {
 	var conf struct {
 		Valid []Attachment `json:"cni.dev/valid-attachments"`
 	}
 	if err := json.Unmarshal(stdin, &conf); err != nil {
 		return nil, cnierr.Decoding(err)
 	}
-	return conf.Valid, nil
+	set := make(AttachmentSet, len(conf.Valid))
+	for _, v := range conf.Valid {
+		set[v] = true
+	}
+	return set, nil
 }
 
 // GC releases every lease whose owner is not in valid and returns the freed addresses.
-func (a *Allocator) GC(ctx context.Context, valid []Attachment) ([]net.IP, error) {
-	keep := make(map[Attachment]bool, len(valid))
-	for _, v := range valid {
-		keep[v] = true
-	}
+func (a *Allocator) GC(ctx context.Context, keep AttachmentSet) ([]net.IP, error) {
 	unlock, err := a.lock(ctx)
 	if err != nil {
 		return nil, err

@@ -119,7 +119,7 @@ func TestAllocatorLifecycle(t *testing.T) {
 	if err := a.Check(ctx, "c1", "eth0"); err == nil {
 		t.Fatal("CHECK of a released container must fail")
 	}
-	freed, err := a.GC(ctx, []Attachment{{"c2", "eth0"}})
+	freed, err := a.GC(ctx, AttachmentSet{{"c2", "eth0"}: true})
 	if err != nil || len(freed) != 6 {
 		t.Fatalf("GC freed %v, %v; want 6 addresses (c3-c5, both families)", freed, err)
 	}

@@ -277,18 +277,14 @@ func (p Plugin) Check(args *skel.CmdArgs, c *Conf, prev *current.Result) error {
 
 // GC removes the chains of this network's attachments that are not valid any more.
 func (p Plugin) GC(args *skel.CmdArgs, c *Conf) error {
-	valid, err := ipam.DecodeValidAttachments(args.StdinData)
+	keep, err := ipam.DecodeValidAttachments(args.StdinData)
 	if err != nil {
 		return err
-	}
-	keep := map[ipam.Attachment]bool{}
-	for _, v := range valid {
-		keep[v] = true
 	}
 	var errs []error
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		_, err := p.manager().GC(fam, "portmap", c.Name, func(o iptables.Owner) bool {
-			return keep[ipam.Attachment{ContainerID: o.ContainerID, IfName: o.IfName}]
+			return keep.Has(o.ContainerID, o.IfName)
 		})
 		errs = append(errs, err)
 	}

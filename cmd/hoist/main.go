@@ -31,7 +31,7 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"master":      {"run the API server, scheduler and controllers", notImplemented("master")},
 		"kubelet":     {"run the node agent", runKubelet},
-		"flanneld":    {"run the network fabric daemon", notImplemented("flanneld")},
+		"flanneld":    {"run the network fabric daemon", runFlanneld},
 		"proxy":       {"run the service proxy", notImplemented("proxy")},
 		"up":          {"run a single-machine cluster (master + node)", notImplemented("up")},
 		"cluster":     {"run a multi-node cluster in network namespaces", runCluster},

@@ -29,7 +29,7 @@ type subcommand struct {
 // subcommands is the one place where components are wired to the command line.
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"master":      {"run the API server, scheduler and controllers", notImplemented("master")},
+		"master":      {"run the API server, scheduler and controllers", runMaster},
 		"kubelet":     {"run the node agent", runKubelet},
 		"flanneld":    {"run the network fabric daemon", runFlanneld},
 		"proxy":       {"run the service proxy", notImplemented("proxy")},

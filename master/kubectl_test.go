@@ -1,0 +1,243 @@
+package master
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoist-project/hoist/internal/testenv"
+)
+
+// kubectl runs the real kubectl against one master.
+type kubectl struct {
+	t          *testing.T
+	bin        string
+	kubeconfig string
+	cacheDir   string
+}
+
+func newKubectl(t *testing.T, base string) *kubectl {
+	bin := testenv.RequireCommand(t, "kubectl", "kubectl (install kubectl v1.32 at /usr/bin/kubectl)")
+	dir := t.TempDir()
+	kc := filepath.Join(dir, "kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: hoist
+  cluster: {server: %q}
+contexts:
+- name: hoist
+  context: {cluster: hoist, user: admin}
+current-context: hoist
+users:
+- name: admin
+  user: {}
+`, base)
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &kubectl{t: t, bin: bin, kubeconfig: kc, cacheDir: filepath.Join(dir, "cache")}
+}
+
+func (k *kubectl) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	full := append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir}, args...)
+	return exec.CommandContext(ctx, k.bin, full...)
+}
+
+// run runs kubectl and fails the test on error; it returns stdout.
+func (k *kubectl) run(args ...string) string {
+	k.t.Helper()
+	out, err := k.try(args...)
+	if err != nil {
+		k.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (k *kubectl) try(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	c := k.cmd(ctx, append([]string{"--request-timeout", "20s"}, args...)...)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	if err != nil {
+		return stdout.String() + stderr.String(), err
+	}
+	return stdout.String(), nil
+}
+
+func wantContains(t *testing.T, what, out string, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(out, s) {
+			t.Fatalf("%s: output lacks %q:\n%s", what, s, out)
+		}
+	}
+}
+
+const manifest = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+  labels: {app: web}
+data:
+  mode: fast
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: testbox:1
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: solo
+  namespace: shop
+  labels: {app: solo}
+spec:
+  containers:
+  - name: main
+    image: busybox:1
+`
+
+func TestE2EKubectlAgainstMaster(t *testing.T) {
+	k := newKubectl(t, startMaster(t, "", nil))
+
+	wantContains(t, "version", k.run("version"), "Server Version: v1.32")
+	wantContains(t, "api-resources", k.run("api-resources"),
+		"pods", "po", "deployments", "deploy", "apps/v1", "poddisruptionbudgets", "leases", "endpointslices")
+	wantContains(t, "create namespace", k.run("create", "namespace", "shop"), "namespace/shop created")
+
+	file := filepath.Join(t.TempDir(), "shop.yaml")
+	if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, "first apply", k.run("apply", "-f", file),
+		"configmap/settings created", "deployment.apps/web created", "service/web created", "pod/solo created")
+	wantContains(t, "second apply", k.run("apply", "-f", file),
+		"configmap/settings unchanged", "deployment.apps/web unchanged", "service/web unchanged", "pod/solo unchanged")
+	changed := strings.Replace(manifest, "mode: fast", "mode: safe", 1)
+	if err := os.WriteFile(file, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, "third apply", k.run("apply", "-f", file), "configmap/settings configured", "service/web unchanged")
+
+	wantContains(t, "get -o wide", k.run("-n", "shop", "get", "deploy", "-o", "wide"),
+		"NAME", "READY", "UP-TO-DATE", "CONTAINERS", "IMAGES", "SELECTOR", "web", "0/2", "testbox:1", "app=web")
+	wantContains(t, "get svc", k.run("-n", "shop", "get", "svc", "web"), "NodePort", "10.", "80:3")
+	wantContains(t, "get po -o wide", k.run("-n", "shop", "get", "po", "-o", "wide"), "solo", "Pending", "NOMINATED NODE")
+	wantContains(t, "get all", k.run("-n", "shop", "get", "all"), "pod/solo", "service/web", "deployment.apps/web")
+	wantContains(t, "get -o yaml", k.run("-n", "shop", "get", "cm", "settings", "-o", "yaml"), "mode: safe", "resourceVersion:", "uid:")
+	wantContains(t, "get -o json", k.run("-n", "shop", "get", "pod", "solo", "-o", "json"),
+		`"restartPolicy": "Always"`, `"phase": "Pending"`, `"qosClass": "BestEffort"`)
+	if out := k.run("-n", "shop", "get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"); len(out) != 5 || out[0] != '3' {
+		t.Fatalf("jsonpath nodePort = %q", out)
+	}
+	if out := k.run("get", "pods", "-A", "-l", "app=solo", "-o", "name"); strings.TrimSpace(out) != "pod/solo" {
+		t.Fatalf("-l app=solo: %q", out)
+	}
+	if out := k.run("get", "pods", "-A", "--field-selector", "status.phase=Pending,metadata.namespace=shop", "-o", "name"); strings.TrimSpace(out) != "pod/solo" {
+		t.Fatalf("--field-selector: %q", out)
+	}
+	if out := k.run("get", "pods", "-A", "--field-selector", "spec.nodeName=n1", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Fatalf("--field-selector spec.nodeName=n1 should match nothing: %q", out)
+	}
+
+	// get -w sees a label change made by another kubectl.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := k.cmd(ctx, "-n", "shop", "get", "cm", "-w", "--output-watch-events", "--show-labels")
+	stdout, err := w.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = w.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	waitLine := func(sub string) {
+		t.Helper()
+		for lines.Scan() {
+			if strings.Contains(lines.Text(), sub) {
+				return
+			}
+		}
+		t.Fatalf("kubectl get -w ended without a line containing %q", sub)
+	}
+	waitLine("ADDED") // the initial state
+	wantContains(t, "label", k.run("-n", "shop", "label", "cm", "settings", "tier=gold"), "labeled")
+	waitLine("tier=gold")
+	wantContains(t, "annotate", k.run("-n", "shop", "annotate", "cm", "settings", "owner=team-a"), "annotated")
+	wantContains(t, "strategic patch", k.run("-n", "shop", "patch", "deploy", "web", "-p",
+		`{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"testbox:2"}]}}}}`), "patched")
+	wantContains(t, "json patch", k.run("-n", "shop", "patch", "cm", "settings", "--type=json", "-p",
+		`[{"op":"add","path":"/data/extra","value":"1"}]`), "patched")
+	wantContains(t, "merge patch", k.run("-n", "shop", "patch", "cm", "settings", "--type=merge", "-p",
+		`{"data":{"mode":null}}`), "patched")
+	if out := k.run("-n", "shop", "get", "cm", "settings", "-o", "jsonpath={.data}{.metadata.annotations.owner}"); out != `{"extra":"1"}team-a` {
+		t.Fatalf("after patches: %q", out)
+	}
+	if out := k.run("-n", "shop", "get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.metadata.generation}"); out != "testbox:2 2" {
+		t.Fatalf("after strategic patch: %q", out)
+	}
+	wantContains(t, "scale", k.run("-n", "shop", "scale", "deploy", "web", "--replicas=4"), "scaled")
+	if out := k.run("-n", "shop", "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"); out != "4" {
+		t.Fatalf("replicas after scale: %q", out)
+	}
+	out, err := k.try("apply", "--server-side", "-f", file)
+	if err == nil || !strings.Contains(out, "server-side apply is not supported") {
+		t.Fatalf("server-side apply should fail clearly: %v %s", err, out)
+	}
+	out, err = k.try("-n", "shop", "run", "bad", "--image=", "--restart=Never")
+	if err == nil {
+		t.Fatalf("pod without image accepted: %s", out)
+	}
+
+	wantContains(t, "delete", k.run("-n", "shop", "delete", "-f", file),
+		`configmap "settings" deleted`, `deployment.apps "web" deleted`, `service "web" deleted`, `pod "solo" deleted`)
+	waitLine("DELETED")
+	if out := k.run("-n", "shop", "get", "all", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Fatalf("objects left after delete: %q", out)
+	}
+
+	// Deleting a namespace removes its content, then the namespace itself
+	// (kubectl waits for it to be gone).
+	k.run("-n", "shop", "create", "configmap", "leftover", "--from-literal=a=b")
+	wantContains(t, "delete namespace", k.run("delete", "namespace", "shop", "--timeout=30s"), `namespace "shop" deleted`)
+	if out, err := k.try("get", "namespace", "shop"); err == nil || !strings.Contains(out, "NotFound") {
+		t.Fatalf("namespace still there: %v %s", err, out)
+	}
+}

@@ -1,0 +1,344 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hoist-project/hoist/master/storage"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// Filter is a parsed label and field selector.
+type Filter struct {
+	Labels labels.Selector
+	Fields fields.Selector
+}
+
+// ParseFilter parses the selectors of a list or watch, rejecting field
+// labels the resource does not support (as upstream, with a 400).
+func (s *Store) ParseFilter(labelSel, fieldSel string) (Filter, error) {
+	f := Filter{Labels: labels.Everything(), Fields: fields.Everything()}
+	var err error
+	if labelSel != "" {
+		if f.Labels, err = labels.Parse(labelSel); err != nil {
+			return f, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+		}
+	}
+	if fieldSel != "" {
+		if f.Fields, err = fields.ParseSelector(fieldSel); err != nil {
+			return f, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+		}
+		for _, r := range f.Fields.Requirements() {
+			if !s.supportsField(r.Field) {
+				return f, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", r.Field))
+			}
+		}
+	}
+	return f, nil
+}
+
+func (s *Store) supportsField(label string) bool {
+	if label == "metadata.name" || (label == "metadata.namespace" && s.Res.Namespaced) {
+		return true
+	}
+	for _, l := range s.Res.FieldLabels {
+		if l == label {
+			return true
+		}
+	}
+	return false
+}
+
+// Matches reports whether obj passes the filter.
+func (s *Store) Matches(f Filter, obj runtime.Object) bool {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	if !f.Labels.Matches(labels.Set(acc.GetLabels())) {
+		return false
+	}
+	if f.Fields.Empty() {
+		return true
+	}
+	set := fields.Set{"metadata.name": acc.GetName()}
+	if s.Res.Namespaced {
+		set["metadata.namespace"] = acc.GetNamespace()
+	}
+	if s.Res.Fields != nil {
+		for k, v := range s.Res.Fields(obj) {
+			set[k] = v
+		}
+	}
+	return f.Fields.Matches(set)
+}
+
+// ListOptions of one list call.
+type ListOptions struct {
+	Filter               Filter
+	Limit                int64
+	Continue             string
+	ResourceVersion      string
+	ResourceVersionMatch string
+}
+
+// List returns a typed list. RV "0" (without Exact) is served from the
+// watch cache; everything else is a consistent read from etcd, paginated.
+func (s *Store) List(ctx context.Context, ns string, o ListOptions) (runtime.Object, error) {
+	list, err := s.NewList()
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	var items []runtime.Object
+	var lm metav1.ListMeta
+	rvMatch := metav1.ResourceVersionMatch(o.ResourceVersionMatch)
+	if o.Continue != "" && o.ResourceVersion != "" && o.ResourceVersion != "0" {
+		return nil, apierrors.NewBadRequest("specifying resourceVersion is not allowed when using continue")
+	}
+	switch {
+	case o.Continue == "" && (o.ResourceVersion == "0" || (o.ResourceVersion != "" && rvMatch == metav1.ResourceVersionMatchNotOlderThan && s.cacheAtLeast(ctx, o.ResourceVersion))):
+		objs, rev, err := s.cache.List(ctx, s.keyPrefix(ns))
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		for _, x := range objs {
+			obj := x.(runtime.Object)
+			if s.Matches(o.Filter, obj) {
+				items = append(items, obj.DeepCopyObject())
+			}
+		}
+		lm.ResourceVersion = strconv.FormatInt(rev, 10)
+	default:
+		var rev int64
+		if rvMatch == metav1.ResourceVersionMatchExact {
+			if rev, err = strconv.ParseInt(o.ResourceVersion, 10, 64); err != nil || rev <= 0 {
+				return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q for resourceVersionMatch=Exact", o.ResourceVersion))
+			}
+		}
+		items, lm, err = s.listEtcd(ctx, ns, o, rev)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := meta.SetList(list, items); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	la, _ := meta.ListAccessor(list)
+	la.SetResourceVersion(lm.ResourceVersion)
+	la.SetContinue(lm.Continue)
+	la.SetRemainingItemCount(lm.RemainingItemCount)
+	return list, nil
+}
+
+func (s *Store) cacheAtLeast(ctx context.Context, rv string) bool {
+	want, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		return false
+	}
+	rev, err := s.cache.Revision(ctx)
+	return err == nil && rev >= want
+}
+
+// listEtcd reads pages from etcd until limit matching objects are found.
+func (s *Store) listEtcd(ctx context.Context, ns string, o ListOptions, rev int64) ([]runtime.Object, metav1.ListMeta, error) {
+	var lm metav1.ListMeta
+	prefix := s.keyPrefix(ns)
+	start := ""
+	if o.Continue != "" {
+		tok, err := decodeContinue(o.Continue)
+		if err != nil {
+			return nil, lm, err
+		}
+		rev = tok.ResourceVersion
+		start = prefix + strings.TrimPrefix(tok.StartKey, "/")
+		if !strings.HasPrefix(start, prefix) {
+			return nil, lm, apierrors.NewBadRequest("invalid continue token")
+		}
+	}
+	filtered := !o.Filter.Labels.Empty() || !o.Filter.Fields.Empty()
+	var items []runtime.Object
+	for {
+		page := o.Limit
+		if filtered && page > 0 && page < 100 {
+			page = 100
+		}
+		res, err := s.etcd.List(ctx, prefix, storage.ListOptions{Revision: rev, StartKey: start, Limit: page})
+		if err != nil {
+			if errors.Is(err, storage.ErrCompacted) && o.Continue != "" {
+				return nil, lm, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+			}
+			return nil, lm, s.storageErr(err, "")
+		}
+		rev = res.Revision
+		var last string
+		for i, kv := range res.KVs {
+			obj, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
+			if err != nil {
+				return nil, lm, apierrors.NewInternalError(err)
+			}
+			last = kv.Key
+			if !s.Matches(o.Filter, obj) {
+				continue
+			}
+			items = append(items, obj)
+			if o.Limit > 0 && int64(len(items)) == o.Limit {
+				more := res.More || i < len(res.KVs)-1
+				if more {
+					lm.Continue = encodeContinue(rev, strings.TrimPrefix(last, prefix)+"\x00")
+					if !filtered {
+						rem := res.Remaining + int64(len(res.KVs)-1-i)
+						lm.RemainingItemCount = &rem
+					}
+				}
+				lm.ResourceVersion = strconv.FormatInt(rev, 10)
+				return items, lm, nil
+			}
+		}
+		if !res.More || len(res.KVs) == 0 {
+			break
+		}
+		start = last + "\x00"
+	}
+	lm.ResourceVersion = strconv.FormatInt(rev, 10)
+	return items, lm, nil
+}
+
+// WatchOptions of one watch call.
+type WatchOptions struct {
+	Filter            Filter
+	ResourceVersion   string
+	Bookmarks         bool
+	BookmarkInterval  time.Duration
+	SendInitialEvents bool
+}
+
+// Watch streams filtered events until ctx ends. A resourceVersion older than
+// the watch cache falls back to a direct etcd watch, which answers 410 Gone
+// when etcd has compacted it. The error channel carries a terminal error.
+func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan watch.Event, error) {
+	var from int64
+	if o.ResourceVersion != "" && o.ResourceVersion != "0" {
+		var err error
+		if from, err = strconv.ParseInt(o.ResourceVersion, 10, 64); err != nil || from < 0 {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", o.ResourceVersion))
+		}
+	}
+	wo := storage.WatchOptions{FromRevision: from, KeyPrefix: s.keyPrefix(ns), SendInitialEvents: o.SendInitialEvents}
+	if o.Bookmarks {
+		wo.BookmarkInterval = o.BookmarkInterval
+	}
+	evc, errc, err := s.cache.Watch(ctx, wo)
+	if errors.Is(err, storage.ErrTooOld) {
+		evc, errc, err = s.etcdWatch(ctx, ns, from)
+	}
+	if err != nil {
+		return nil, s.storageErr(err, "")
+	}
+	out := make(chan watch.Event)
+	go func() {
+		defer close(out)
+		for ev := range evc {
+			we, ok := s.filterEvent(o.Filter, ev)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- we:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				st := s.storageErr(err, "").(apierrors.APIStatus).Status()
+				select {
+				case out <- watch.Event{Type: watch.Error, Object: &st}:
+				case <-ctx.Done():
+				}
+			}
+		default:
+		}
+	}()
+	return out, nil
+}
+
+// filterEvent applies the selector, turning "stopped matching" into DELETED
+// and "started matching" into ADDED, as upstream's cacher does.
+func (s *Store) filterEvent(f Filter, ev storage.CacheEvent) (watch.Event, bool) {
+	if ev.Type == storage.Bookmark {
+		obj, _ := s.scheme.New(s.Res.GroupVersionKind())
+		obj.GetObjectKind().SetGroupVersionKind(s.Res.GroupVersionKind())
+		_ = setRV(obj, ev.Revision)
+		if ev.InitialEventsEnd {
+			acc, _ := meta.Accessor(obj)
+			acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		}
+		return watch.Event{Type: watch.Bookmark, Object: obj}, true
+	}
+	obj := ev.Obj.(runtime.Object).DeepCopyObject()
+	cur := s.Matches(f, obj)
+	prev := false
+	if ev.PrevObj != nil {
+		prev = s.Matches(f, ev.PrevObj.(runtime.Object))
+	}
+	switch ev.Type {
+	case storage.Removed:
+		return watch.Event{Type: watch.Deleted, Object: obj}, cur
+	case storage.Added:
+		return watch.Event{Type: watch.Added, Object: obj}, cur
+	}
+	switch {
+	case cur && prev:
+		return watch.Event{Type: watch.Modified, Object: obj}, true
+	case cur:
+		return watch.Event{Type: watch.Added, Object: obj}, true
+	case prev:
+		return watch.Event{Type: watch.Deleted, Object: obj}, true
+	}
+	return watch.Event{}, false
+}
+
+// etcdWatch watches etcd directly from an old revision (no cache).
+func (s *Store) etcdWatch(ctx context.Context, ns string, from int64) (<-chan storage.CacheEvent, <-chan error, error) {
+	raw, rawErr := s.etcd.Watch(ctx, s.keyPrefix(ns), from)
+	out := make(chan storage.CacheEvent)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		for ev := range raw {
+			obj, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), ev.Value, ev.Revision)
+			if err != nil {
+				errc <- err
+				return
+			}
+			ce := storage.CacheEvent{Type: storage.Modified, Key: ev.Key, Obj: obj, PrevObj: obj, Revision: ev.Revision}
+			if ev.Type == storage.Deleted {
+				ce.Type = storage.Removed
+			} else if ev.Created {
+				ce.Type, ce.PrevObj = storage.Added, nil
+			}
+			select {
+			case out <- ce:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case err := <-rawErr:
+			errc <- err
+		default:
+		}
+	}()
+	return out, errc, nil
+}

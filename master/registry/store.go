@@ -1,0 +1,399 @@
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hoist-project/hoist/master/storage"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Store is the generic typed store of one Resource.
+type Store struct {
+	Res    *Resource
+	scheme *runtime.Scheme
+	etcd   *storage.Store
+	cache  *storage.Cacher
+	prefix string // /registry/<resource>/
+	now    func() time.Time
+}
+
+// NewStore returns the store of res. Its watch cache starts with Run.
+func NewStore(res *Resource, scheme *runtime.Scheme, etcd *storage.Store) *Store {
+	s := &Store{Res: res, scheme: scheme, etcd: etcd, prefix: "/registry/" + res.Name + "/", now: time.Now}
+	s.cache = storage.NewCacher(etcd, s.prefix, func(_ string, v []byte, rev int64) (any, error) {
+		return decodeFromStorage(scheme, res.GroupVersionKind(), v, rev)
+	}, 1000)
+	return s
+}
+
+// Run feeds the watch cache until ctx ends.
+func (s *Store) Run(ctx context.Context) { s.cache.Run(ctx) }
+
+// WaitReady waits until the watch cache holds its first list.
+func (s *Store) WaitReady(ctx context.Context) error {
+	_, err := s.cache.Revision(ctx)
+	return err
+}
+
+// Cache exposes the watch cache (for metrics).
+func (s *Store) Cache() *storage.Cacher { return s.cache }
+
+func (s *Store) key(ns, name string) string {
+	if s.Res.Namespaced {
+		return s.prefix + ns + "/" + name
+	}
+	return s.prefix + name
+}
+
+func (s *Store) keyPrefix(ns string) string {
+	if s.Res.Namespaced && ns != "" {
+		return s.prefix + ns + "/"
+	}
+	return s.prefix
+}
+
+func setRV(obj runtime.Object, rev int64) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	return nil
+}
+
+// storageErr maps a storage error to an API status error.
+func (s *Store) storageErr(err error, name string) error {
+	gr := s.Res.GroupVersionResource().GroupResource()
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return apierrors.NewNotFound(gr, name)
+	case errors.Is(err, storage.ErrExists):
+		return apierrors.NewAlreadyExists(gr, name)
+	case errors.Is(err, storage.ErrConflict):
+		return apierrors.NewConflict(gr, name, errors.New(OptimisticLockMsg))
+	case errors.Is(err, storage.ErrCompacted), errors.Is(err, storage.ErrTooOld):
+		return apierrors.NewResourceExpired(err.Error())
+	case errors.Is(err, rpctypes.ErrRequestTooLarge), strings.Contains(err.Error(), "request is too large"),
+		strings.Contains(err.Error(), "ResourceExhausted"):
+		return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("%s %q is too large for etcd: %v", s.Res.Kind, name, err))
+	}
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		return err
+	}
+	return apierrors.NewInternalError(err)
+}
+
+// OptimisticLockMsg is upstream's text for a stale resourceVersion.
+const OptimisticLockMsg = "the object has been modified; please apply your changes to the latest version and try again"
+
+// Get returns one object from etcd.
+func (s *Store) Get(ctx context.Context, ns, name string) (runtime.Object, error) {
+	kv, err := s.etcd.Get(ctx, s.key(ns, name))
+	if err != nil {
+		return nil, s.storageErr(err, name)
+	}
+	obj, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return obj, nil
+}
+
+// Create validates and stores a new object in namespace ns.
+func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if err := s.prepareMetaForCreate(acc, ns); err != nil {
+		return nil, err
+	}
+	if s.Res.HasStatus && s.Res.Kind != "Node" {
+		if err := resetField(obj, "status"); err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+	}
+	if hasField(obj, "spec") {
+		acc.SetGeneration(1)
+	}
+	s.Res.Strategy.PrepareForCreate(obj)
+	errs := append(s.validateMeta(acc), s.Res.Strategy.Validate(obj)...)
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(s.Res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
+	}
+	data, err := encodeForStorage(obj, s.Res.GroupVersionKind())
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if dryRun {
+		return obj, nil
+	}
+	rev, err := s.etcd.Create(ctx, s.key(ns, acc.GetName()), data)
+	if err != nil {
+		return nil, s.storageErr(err, acc.GetName())
+	}
+	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	return obj, nil
+}
+
+// UpdateFunc computes the new object from the stored one. Returning
+// (nil, nil) means "nothing to change".
+type UpdateFunc func(old runtime.Object) (runtime.Object, error)
+
+// GuaranteedUpdate applies fn to the stored object and writes the result,
+// retrying on conflicts when preconditionRV is empty.
+func (s *Store) GuaranteedUpdate(ctx context.Context, ns, name, subresource string, dryRun bool, preconditionRV string, fn UpdateFunc) (runtime.Object, error) {
+	for attempt := 0; ; attempt++ {
+		kv, err := s.etcd.Get(ctx, s.key(ns, name))
+		if err != nil {
+			return nil, s.storageErr(err, name)
+		}
+		old, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		if preconditionRV != "" && preconditionRV != strconv.FormatInt(kv.ModRevision, 10) {
+			return nil, s.storageErr(storage.ErrConflict, name)
+		}
+		obj, err := fn(old.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		if obj == nil {
+			return old, nil
+		}
+		if err := s.prepareUpdate(obj, old, subresource); err != nil {
+			return nil, err
+		}
+		acc, _ := meta.Accessor(obj)
+		if dryRun {
+			return obj, nil
+		}
+		if s.readyToDelete(obj, acc) {
+			return s.finalDelete(ctx, ns, name, obj, kv.ModRevision)
+		}
+		data, err := encodeForStorage(obj, s.Res.GroupVersionKind())
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		if string(data) == string(kv.Value) {
+			return old, nil // no-op update: keep the resourceVersion, as upstream
+		}
+		rev, err := s.etcd.Update(ctx, s.key(ns, name), data, kv.ModRevision)
+		if errors.Is(err, storage.ErrConflict) && preconditionRV == "" && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, s.storageErr(err, name)
+		}
+		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+		return obj, nil
+	}
+}
+
+func (s *Store) prepareUpdate(obj, old runtime.Object, subresource string) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	oldAcc, _ := meta.Accessor(old)
+	if subresource == "finalize" {
+		// Only spec (a namespace's finalizers) changes.
+		sp, err := getField(obj, "spec")
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		n := old.DeepCopyObject()
+		if err := setField(n, "spec", sp); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		copyInto(obj, n)
+	} else if subresource == "status" {
+		// Only status (and, as upstream, nothing of metadata) changes.
+		st, err := getField(obj, "status")
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		n := old.DeepCopyObject()
+		if err := setField(n, "status", st); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		copyInto(obj, n)
+	} else if s.Res.HasStatus {
+		st, err := getField(old, "status")
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		if err := setField(obj, "status", st); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+	}
+	keepImmutableMeta(acc, oldAcc)
+	if changed, err := fieldChanged(obj, old, "spec"); err != nil {
+		return apierrors.NewInternalError(err)
+	} else if changed {
+		acc.SetGeneration(oldAcc.GetGeneration() + 1)
+	}
+	if oldAcc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) > len(oldAcc.GetFinalizers()) {
+		return apierrors.NewForbidden(s.Res.GroupVersionResource().GroupResource(), acc.GetName(),
+			errors.New("no new finalizers can be added if the object is being deleted"))
+	}
+	s.Res.Strategy.PrepareForUpdate(obj, old)
+	errs := s.validateMeta(acc)
+	errs = append(errs, s.Res.Strategy.Validate(obj)...)
+	errs = append(errs, s.Res.Strategy.ValidateUpdate(obj, old)...)
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(s.Res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
+	}
+	return nil
+}
+
+// readyToDelete: an object being deleted whose finalizers are all gone and
+// whose grace period is over is removed by the update that cleared them.
+func (s *Store) readyToDelete(obj runtime.Object, acc metav1.Object) bool {
+	if acc.GetDeletionTimestamp() == nil || len(acc.GetFinalizers()) > 0 || s.holdsDeletion(obj) {
+		return false
+	}
+	g := acc.GetDeletionGracePeriodSeconds()
+	return g == nil || *g == 0
+}
+
+func (s *Store) finalDelete(ctx context.Context, ns, name string, obj runtime.Object, modRev int64) (runtime.Object, error) {
+	rev, err := s.etcd.Delete(ctx, s.key(ns, name), modRev)
+	if err != nil {
+		return nil, s.storageErr(err, name)
+	}
+	_ = setRV(obj, rev)
+	return obj, nil
+}
+
+// DeleteOptions of one deletion.
+type DeleteOptions struct {
+	GracePeriodSeconds *int64
+	Preconditions      *metav1.Preconditions
+	DryRun             bool
+	// Graceful returns the grace period to apply to obj (0: delete now);
+	// nil means every deletion is immediate.
+	Graceful func(obj runtime.Object, requested *int64) int64
+}
+
+// Delete deletes an object, or marks it for deletion when it has finalizers
+// or a grace period. It returns the object and whether it is gone now.
+func (s *Store) Delete(ctx context.Context, ns, name string, o DeleteOptions) (runtime.Object, bool, error) {
+	for attempt := 0; ; attempt++ {
+		kv, err := s.etcd.Get(ctx, s.key(ns, name))
+		if err != nil {
+			return nil, false, s.storageErr(err, name)
+		}
+		obj, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		acc, _ := meta.Accessor(obj)
+		if p := o.Preconditions; p != nil {
+			if p.UID != nil && string(acc.GetUID()) != string(*p.UID) {
+				return nil, false, apierrors.NewConflict(s.Res.GroupVersionResource().GroupResource(), name,
+					fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, acc.GetUID()))
+			}
+			if p.ResourceVersion != nil && acc.GetResourceVersion() != *p.ResourceVersion {
+				return nil, false, apierrors.NewConflict(s.Res.GroupVersionResource().GroupResource(), name,
+					fmt.Errorf("precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, acc.GetResourceVersion()))
+			}
+		}
+		var grace int64
+		if o.Graceful != nil {
+			grace = o.Graceful(obj, o.GracePeriodSeconds)
+		}
+		if grace == 0 && len(acc.GetFinalizers()) == 0 && !s.holdsDeletion(obj) {
+			if o.DryRun {
+				return obj, true, nil
+			}
+			rev, err := s.etcd.Delete(ctx, s.key(ns, name), kv.ModRevision)
+			if errors.Is(err, storage.ErrConflict) && attempt < 10 {
+				continue
+			}
+			if err != nil {
+				return nil, false, s.storageErr(err, name)
+			}
+			_ = setRV(obj, rev)
+			return obj, true, nil
+		}
+		// Graceful: record the deletion and let finalizers / the kubelet finish it.
+		if ts := acc.GetDeletionTimestamp(); ts != nil {
+			if g := acc.GetDeletionGracePeriodSeconds(); g == nil || *g <= grace {
+				return obj, false, nil // already being deleted, no shorter grace period
+			}
+		}
+		now := metav1.NewTime(s.now().Add(time.Duration(grace) * time.Second))
+		acc.SetDeletionTimestamp(&now)
+		acc.SetDeletionGracePeriodSeconds(&grace)
+		if s.Res.StartDeletion != nil {
+			s.Res.StartDeletion(obj)
+		}
+		if o.DryRun {
+			return obj, false, nil
+		}
+		data, err := encodeForStorage(obj, s.Res.GroupVersionKind())
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		rev, err := s.etcd.Update(ctx, s.key(ns, name), data, kv.ModRevision)
+		if errors.Is(err, storage.ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, false, s.storageErr(err, name)
+		}
+		_ = setRV(obj, rev)
+		return obj, false, nil
+	}
+}
+
+func (s *Store) holdsDeletion(obj runtime.Object) bool {
+	return s.Res.HoldsDeletion != nil && s.Res.HoldsDeletion(obj)
+}
+
+// continueToken is the opaque ?continue= value, in upstream's shape.
+type continueToken struct {
+	APIVersion      string `json:"v"`
+	ResourceVersion int64  `json:"rv"`
+	StartKey        string `json:"start"`
+}
+
+func encodeContinue(rv int64, startKey string) string {
+	b, _ := json.Marshal(continueToken{"meta.k8s.io/v1", rv, startKey})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s string) (continueToken, error) {
+	var t continueToken
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || t.APIVersion != "meta.k8s.io/v1" || t.ResourceVersion <= 0 {
+		return t, apierrors.NewBadRequest("invalid continue token")
+	}
+	return t, nil
+}
+
+// NewList returns an empty typed list of the resource's kind.
+func (s *Store) NewList() (runtime.Object, error) {
+	l, err := s.scheme.New(s.Res.GroupVersion.WithKind(s.Res.Kind + "List"))
+	if err == nil {
+		l.GetObjectKind().SetGroupVersionKind(s.Res.GroupVersion.WithKind(s.Res.Kind + "List"))
+	}
+	return l, err
+}

@@ -1,0 +1,337 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Change types a cache watcher sees.
+const (
+	Added    = "ADDED"
+	Modified = "MODIFIED"
+	Removed  = "DELETED"
+	Bookmark = "BOOKMARK"
+)
+
+// CacheEvent is one decoded change. PrevObj is the object before the change
+// (nil for additions) so selector-filtered watchers can tell an object that
+// stopped matching from one that never did.
+type CacheEvent struct {
+	Type     string
+	Key      string
+	Obj      any
+	PrevObj  any
+	Revision int64
+	// InitialEventsEnd marks the bookmark that ends the initial state of a
+	// watch that asked for it (sendInitialEvents).
+	InitialEventsEnd bool
+}
+
+// Decoder turns a stored value into the caller's object, stamping rev as its
+// resourceVersion.
+type Decoder func(key string, value []byte, rev int64) (any, error)
+
+// ErrTooOld is returned by Cacher.Watch when the requested revision is older
+// than the cache's event window; the caller may fall back to an etcd watch.
+var ErrTooOld = errors.New("revision older than the watch cache window")
+
+type cachedObj struct {
+	obj any
+	rev int64
+}
+
+// Cacher mirrors one prefix in memory, fed by a single etcd watch, and serves
+// any number of watchers and RV=0 lists without touching etcd.
+type Cacher struct {
+	store    *Store
+	prefix   string
+	decode   Decoder
+	capacity int
+
+	mu       sync.Mutex
+	ready    bool
+	gen      int // bumped on every relist; watchers of an old generation end
+	objs     map[string]cachedObj
+	events   []CacheEvent // ascending revisions, all events after startRev
+	startRev int64
+	rev      int64
+	notify   chan struct{} // closed and replaced whenever state changes
+	watchers int
+}
+
+// NewCacher returns a cache of prefix keeping at most capacity events.
+func NewCacher(store *Store, prefix string, decode Decoder, capacity int) *Cacher {
+	return &Cacher{store: store, prefix: prefix, decode: decode, capacity: capacity,
+		objs: map[string]cachedObj{}, notify: make(chan struct{})}
+}
+
+// Run keeps the cache in sync until ctx ends, relisting after watch failures.
+func (c *Cacher) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.listAndWatch(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("watch cache relisting", "prefix", c.prefix, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (c *Cacher) listAndWatch(ctx context.Context) error {
+	res, err := c.store.List(ctx, c.prefix, ListOptions{})
+	if err != nil {
+		return err
+	}
+	objs := make(map[string]cachedObj, len(res.KVs))
+	for _, kv := range res.KVs {
+		o, err := c.decode(kv.Key, kv.Value, kv.ModRevision)
+		if err != nil {
+			slog.Warn("watch cache: skipping undecodable object", "key", kv.Key, "err", err)
+			continue
+		}
+		objs[kv.Key] = cachedObj{o, kv.ModRevision}
+	}
+	c.mu.Lock()
+	c.gen++
+	c.ready = true
+	c.objs = objs
+	c.events = nil
+	c.startRev, c.rev = res.Revision, res.Revision
+	c.broadcastLocked()
+	c.mu.Unlock()
+
+	evc, errc := c.store.Watch(ctx, c.prefix, res.Revision)
+	for ev := range evc {
+		c.apply(ev)
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+func (c *Cacher) apply(ev Event) {
+	obj, err := c.decode(ev.Key, ev.Value, ev.Revision)
+	if err != nil {
+		slog.Warn("watch cache: undecodable event", "key", ev.Key, "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev, had := c.objs[ev.Key]
+	ce := CacheEvent{Key: ev.Key, Obj: obj, Revision: ev.Revision}
+	if had {
+		ce.PrevObj = prev.obj
+	}
+	switch {
+	case ev.Type == Deleted:
+		ce.Type = Removed
+		delete(c.objs, ev.Key)
+	case had:
+		ce.Type = Modified
+		c.objs[ev.Key] = cachedObj{obj, ev.Revision}
+	default:
+		ce.Type = Added
+		c.objs[ev.Key] = cachedObj{obj, ev.Revision}
+	}
+	if len(c.events) >= c.capacity {
+		drop := len(c.events) / 2
+		c.startRev = c.events[drop-1].Revision
+		c.events = append([]CacheEvent(nil), c.events[drop:]...)
+	}
+	c.events = append(c.events, ce)
+	c.rev = ev.Revision
+	c.broadcastLocked()
+}
+
+func (c *Cacher) broadcastLocked() {
+	close(c.notify)
+	c.notify = make(chan struct{})
+}
+
+// waitReady blocks until the first list completed.
+func (c *Cacher) waitReady(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		ready, n := c.ready, c.notify
+		c.mu.Unlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-n:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// List returns the cached objects under keyPrefix (sorted by key) and the
+// revision they reflect.
+func (c *Cacher) List(ctx context.Context, keyPrefix string) ([]any, int64, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return nil, 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := c.keysLocked(keyPrefix)
+	out := make([]any, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, c.objs[k].obj)
+	}
+	return out, c.rev, nil
+}
+
+func (c *Cacher) keysLocked(keyPrefix string) []string {
+	var keys []string
+	for k := range c.objs {
+		if len(k) >= len(keyPrefix) && k[:len(keyPrefix)] == keyPrefix {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Revision returns the revision the cache reflects, once it is ready.
+func (c *Cacher) Revision(ctx context.Context) (int64, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rev, nil
+}
+
+// Size returns the number of cached objects and buffered events.
+func (c *Cacher) Size() (objects, events int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.objs), len(c.events)
+}
+
+// Watchers returns the number of open cache watches.
+func (c *Cacher) Watchers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.watchers
+}
+
+// WatchOptions of a cache watch.
+type WatchOptions struct {
+	// FromRevision: 0 sends the current state as ADDED events first, then
+	// changes; otherwise only changes after that revision.
+	FromRevision int64
+	// KeyPrefix narrows the watch (e.g. to a namespace).
+	KeyPrefix string
+	// BookmarkInterval > 0 sends BOOKMARK events while idle.
+	BookmarkInterval time.Duration
+	// SendInitialEvents sends the current state as ADDED events followed by
+	// a BOOKMARK with InitialEventsEnd (client-go's streaming list), even
+	// when FromRevision is set.
+	SendInitialEvents bool
+}
+
+// Watch streams cache events. The channel closes when ctx ends; errc then
+// carries why, if it was not ctx (ErrTooOld, or a cache reset which the
+// client must answer with a relist).
+func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, <-chan error, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	gen := c.gen
+	pos := o.FromRevision
+	var initial []CacheEvent
+	if pos == 0 || o.SendInitialEvents {
+		pos = c.rev
+		for _, k := range c.keysLocked(o.KeyPrefix) {
+			co := c.objs[k]
+			initial = append(initial, CacheEvent{Type: Added, Key: k, Obj: co.obj, Revision: co.rev})
+		}
+	} else if pos < c.startRev {
+		c.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: revision %d, oldest cached %d", ErrTooOld, pos, c.startRev+1)
+	}
+	c.watchers++
+	c.mu.Unlock()
+
+	out := make(chan CacheEvent, 16)
+	errc := make(chan error, 1)
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			c.watchers--
+			c.mu.Unlock()
+			close(out)
+		}()
+		send := func(e CacheEvent) bool {
+			select {
+			case out <- e:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for _, e := range initial {
+			if !send(e) {
+				return
+			}
+		}
+		if o.SendInitialEvents && !send(CacheEvent{Type: Bookmark, Revision: pos, InitialEventsEnd: true}) {
+			return
+		}
+		var tick <-chan time.Time
+		if o.BookmarkInterval > 0 {
+			t := time.NewTicker(o.BookmarkInterval)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			c.mu.Lock()
+			if c.gen != gen || pos < c.startRev {
+				c.mu.Unlock()
+				errc <- fmt.Errorf("%w: watch cache was reset or the watcher fell behind", ErrTooOld)
+				return
+			}
+			i := sort.Search(len(c.events), func(i int) bool { return c.events[i].Revision > pos })
+			pending := append([]CacheEvent(nil), c.events[i:]...)
+			cur, n := c.rev, c.notify
+			c.mu.Unlock()
+			for _, e := range pending {
+				if len(o.KeyPrefix) > 0 && (len(e.Key) < len(o.KeyPrefix) || e.Key[:len(o.KeyPrefix)] != o.KeyPrefix) {
+					pos = e.Revision
+					continue
+				}
+				if !send(e) {
+					return
+				}
+				pos = e.Revision
+			}
+			if len(pending) > 0 {
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-n:
+			case <-tick:
+				if cur > pos {
+					pos = cur
+				}
+				if !send(CacheEvent{Type: Bookmark, Revision: pos}) {
+					return
+				}
+			}
+		}
+	}()
+	return out, errc, nil
+}

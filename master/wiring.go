@@ -1,0 +1,102 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	nscontroller "github.com/hoist-project/hoist/master/controllers/namespace"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"net/netip"
+	"time"
+
+	"github.com/hoist-project/hoist/master/admission"
+	"github.com/hoist-project/hoist/master/allocator"
+	"github.com/hoist-project/hoist/master/apiserver"
+	"github.com/hoist-project/hoist/master/registry"
+	"github.com/hoist-project/hoist/master/storage"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func newAdmission(cfg Config, st *storage.Store, stores []*registry.Store) (*admission.Chain, error) {
+	ipRange, err := allocator.ParseCIDR(cfg.ServiceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("master: --service-cidr: %w", err)
+	}
+	ports, err := allocator.ParsePortRange(cfg.NodePortRange)
+	if err != nil {
+		return nil, fmt.Errorf("master: --service-node-port-range: %w", err)
+	}
+	var nsStore *registry.Store
+	for _, s := range stores {
+		if s.Res.Kind == "Namespace" {
+			nsStore = s
+		}
+	}
+	return &admission.Chain{
+		Namespaces: nsStore,
+		ServiceIPs: allocator.New(st.Client(), "/registry/ranges/serviceips/", ipRange),
+		NodePorts:  allocator.New(st.Client(), "/registry/ranges/servicenodeports/", ports),
+	}, nil
+}
+
+// bootstrap creates the system namespaces and the kubernetes Service (idempotent).
+func bootstrap(ctx context.Context, srv *apiserver.Server, adm *admission.Chain, cfg Config) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	nsStore := srv.Store(corev1.SchemeGroupVersion.WithResource("namespaces"))
+	for _, n := range admission.SystemNamespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}
+		if _, err := nsStore.Create(ctx, "", ns, false); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", n, err)
+		}
+	}
+	svcStore := srv.Store(corev1.SchemeGroupVersion.WithResource("services"))
+	if _, err := svcStore.Get(ctx, "default", "kubernetes"); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	prefix, err := netip.ParsePrefix(cfg.ServiceCIDR)
+	if err != nil {
+		return err
+	}
+	// Upstream gives the kubernetes Service the first address of the range.
+	first := prefix.Masked().Addr().Next().String()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", UID: "",
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{ClusterIP: first, Ports: []corev1.ServicePort{{
+			Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(6443)}}},
+	}
+	svc.UID = "00000000-0000-0000-0000-6b7562657273" // stable owner of the first service IP
+	if err := adm.Admit(ctx, apiserver.Attributes{Op: apiserver.Create, Resource: svcStore.Res, Namespace: "default", Name: "kubernetes", Obj: svc}); err != nil {
+		return fmt.Errorf("allocate kubernetes service IP %s: %w", first, err)
+	}
+	if _, err := svcStore.Create(ctx, "default", svc, false); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create kubernetes service: %w", err)
+	}
+	return nil
+}
+
+// runControllers runs the built-in controllers against this master's API
+// over loopback, like any other API client.
+func runControllers(ctx context.Context, addr string) error {
+	rc := &rest.Config{Host: "http://" + addr, QPS: 50, Burst: 100}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	err = nscontroller.Run(ctx, nscontroller.Config{Client: client, Dynamic: dyn, Discovery: client.Discovery()})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,280 @@
+// Package daemonset is the DaemonSet controller: one pod per eligible node
+// (node selector, required node affinity, taints tolerated with the
+// default daemon tolerations), pinned to its node through required node
+// affinity on metadata.name so the scheduler still checks resources and
+// ports. Template changes roll out node by node within maxUnavailable
+// (RollingUpdate) or wait for manual deletion (OnDelete). Decisions are the
+// pure Decide in core.go.
+package daemonset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
+)
+
+var daemonSetKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
+
+// Config of the controller. Zero values take defaults.
+type Config struct {
+	Workers int            // concurrent syncs (default 2)
+	Now     ctrlutil.Clock // default time.Now
+}
+
+// Controller reconciles DaemonSets.
+type Controller struct {
+	client   kubernetes.Interface
+	cfg      Config
+	sets     appslisters.DaemonSetLister
+	pods     listersv1.PodLister
+	nodes    listersv1.NodeLister
+	queue    ctrlutil.Queue
+	exp      *ctrlutil.Expectations
+	synced   []cache.InformerSynced
+	recorder record.EventRecorder
+}
+
+// New returns the controller.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	dsInf := factory.Apps().V1().DaemonSets()
+	podInf := factory.Core().V1().Pods()
+	nodeInf := factory.Core().V1().Nodes()
+	c := &Controller{
+		client: client, cfg: cfg,
+		sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(),
+		queue:  ctrlutil.NewQueue("daemonset"),
+		exp:    ctrlutil.NewExpectations(cfg.Now),
+		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+	}
+	dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
+		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
+		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
+	})
+	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { c.onPod(o, 1, 0) },
+		UpdateFunc: func(o, n any) {
+			del := 0
+			if o.(*corev1.Pod).DeletionTimestamp == nil && n.(*corev1.Pod).DeletionTimestamp != nil {
+				del = 1
+			}
+			c.onPod(n, 0, del)
+		},
+		DeleteFunc: func(o any) { c.onPod(o, 0, 1) },
+	})
+	// Any node change may change where daemons belong.
+	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.enqueueAll() },
+		UpdateFunc: func(o, n any) { c.onNodeUpdate(o.(*corev1.Node), n.(*corev1.Node)) },
+		DeleteFunc: func(any) { c.enqueueAll() },
+	})
+	return c
+}
+
+func (c *Controller) onPod(obj any, added, deleted int) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != daemonSetKind.Kind {
+		return
+	}
+	key := pod.Namespace + "/" + ref.Name
+	c.exp.Observed(key, added, deleted)
+	c.queue.Add(key)
+}
+
+func (c *Controller) onNodeUpdate(old, cur *corev1.Node) {
+	if !equality.Semantic.DeepEqual(old.Labels, cur.Labels) || !equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) {
+		c.enqueueAll()
+	}
+}
+
+func (c *Controller) enqueueAll() {
+	all, _ := c.sets.List(labels.Everything())
+	for _, ds := range all {
+		c.queue.Add(ds.Namespace + "/" + ds.Name)
+	}
+}
+
+// Run syncs DaemonSets until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "daemonset-controller")
+	return ctrlutil.Run(ctx, "daemonset", c.queue, c.cfg.Workers, c.sync, c.synced...)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	ds, err := c.sets.DaemonSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.exp.Forget(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil || sel.Empty() {
+		c.recorder.Event(ds, corev1.EventTypeWarning, "SelectingAll", "This daemon set is selecting all pods. A non-empty selector is required.")
+		return nil
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	pods, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	byNode := map[string][]*corev1.Pod{}
+	for _, pod := range pods {
+		if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.UID == ds.UID && sel.Matches(labels.Set(pod.Labels)) {
+			byNode[podNode(pod)] = append(byNode[podNode(pod)], pod)
+		}
+	}
+	hash := ctrlutil.TemplateHash(&ds.Spec.Template, ds.Status.CollisionCount)
+	deleting := ds.DeletionTimestamp != nil
+	plan := Decide(ds, nodes, byNode, hash, c.exp.Satisfied(key) && !deleting, c.cfg.Now())
+	errs := []error{c.create(ctx, key, ds, hash, plan.Create), c.delete(ctx, key, ds, plan.Delete)}
+	plan.Status.CollisionCount = ds.Status.CollisionCount
+	if !equality.Semantic.DeepEqual(plan.Status, ds.Status) {
+		st := plan.Status
+		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+			"desiredNumberScheduled": st.DesiredNumberScheduled, "currentNumberScheduled": st.CurrentNumberScheduled,
+			"numberMisscheduled": st.NumberMisscheduled, "numberReady": st.NumberReady,
+			"updatedNumberScheduled": st.UpdatedNumberScheduled, "numberAvailable": st.NumberAvailable,
+			"numberUnavailable": st.NumberUnavailable, "observedGeneration": st.ObservedGeneration,
+		}})
+		_, err := c.client.AppsV1().DaemonSets(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("update status: %w", err))
+		}
+	}
+	if ds.Spec.MinReadySeconds > 0 && plan.Status.NumberAvailable < plan.Status.NumberReady {
+		c.queue.AddAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second)
+	}
+	return errors.Join(errs...)
+}
+
+// podNode is the node a daemon pod is bound or pinned to.
+func podNode(pod *corev1.Pod) string {
+	if pod.Spec.NodeName != "" {
+		return pod.Spec.NodeName
+	}
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, f := range t.MatchFields {
+				if f.Key == "metadata.name" && f.Operator == corev1.NodeSelectorOpIn && len(f.Values) == 1 {
+					return f.Values[0]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// podFor builds the daemon pod for node: template labels plus the hash,
+// default tolerations, and required affinity replaced by a match on the
+// node's name (upstream's ReplaceDaemonSetPodNodeNameNodeAffinity).
+func podFor(ds *appsv1.DaemonSet, hash, node string) *corev1.Pod {
+	spec := ds.Spec.Template.Spec.DeepCopy()
+	WithDefaultTolerations(spec)
+	if spec.Affinity == nil {
+		spec.Affinity = &corev1.Affinity{}
+	}
+	if spec.Affinity.NodeAffinity == nil {
+		spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{
+			{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}}}
+	lbls := map[string]string{}
+	for k, v := range ds.Spec.Template.Labels {
+		lbls[k] = v
+	}
+	lbls[HashLabel] = hash
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: ds.Name + "-", Namespace: ds.Namespace, Labels: lbls,
+			Annotations:     ds.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{ctrlutil.ControllerRef(ds, daemonSetKind)},
+		},
+		Spec: *spec,
+	}
+}
+
+func (c *Controller) create(ctx context.Context, key string, ds *appsv1.DaemonSet, hash string, nodes []string) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	c.exp.Expect(key, len(nodes), 0)
+	var next, attempted atomic.Int64
+	_, err := ctrlutil.SlowStart(ctx, len(nodes), func(ctx context.Context) error {
+		attempted.Add(1)
+		node := nodes[next.Add(1)-1]
+		created, err := c.client.CoreV1().Pods(ds.Namespace).Create(ctx, podFor(ds, hash, node), metav1.CreateOptions{})
+		if err != nil {
+			c.exp.Observed(key, 1, 0)
+			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			return err
+		}
+		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
+		return nil
+	})
+	if err != nil {
+		c.exp.Observed(key, len(nodes)-int(attempted.Load()), 0)
+		return fmt.Errorf("create daemon pods: %w", err)
+	}
+	return nil
+}
+
+func (c *Controller) delete(ctx context.Context, key string, ds *appsv1.DaemonSet, pods []*corev1.Pod) error {
+	if len(pods) == 0 {
+		return nil
+	}
+	c.exp.Expect(key, 0, len(pods))
+	var errs []error
+	for _, pod := range pods {
+		err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+		if err != nil {
+			c.exp.Observed(key, 0, 1)
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", pod.Name)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,225 @@
+// Package deployment is the Deployment controller: it owns one ReplicaSet
+// per distinct pod template (named <deployment>-<pod-template-hash>),
+// numbers them with the deployment.kubernetes.io/revision annotation, and
+// moves replicas from old to new ReplicaSets by the RollingUpdate
+// arithmetic in rolling.go or, for Recreate, all at once. kubectl's
+// rollout history/undo/restart/pause/resume work from these annotations
+// and labels; rollout status from the status and conditions computed in
+// status.go.
+package deployment
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
+)
+
+var deploymentKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
+
+// Config of the controller. Zero values take defaults.
+type Config struct {
+	Workers int            // concurrent syncs (default 5)
+	Now     ctrlutil.Clock // default time.Now
+}
+
+// Controller reconciles Deployments.
+type Controller struct {
+	client      kubernetes.Interface
+	cfg         Config
+	deployments appslisters.DeploymentLister
+	rsets       appslisters.ReplicaSetLister
+	queue       ctrlutil.Queue
+	synced      []cache.InformerSynced
+	recorder    record.EventRecorder
+}
+
+// New returns the Deployment controller.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	dInf := factory.Apps().V1().Deployments()
+	rsInf := factory.Apps().V1().ReplicaSets()
+	c := &Controller{
+		client: client, cfg: cfg,
+		deployments: dInf.Lister(), rsets: rsInf.Lister(),
+		queue:  ctrlutil.NewQueue("deployment"),
+		synced: []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced},
+	}
+	dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
+		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
+		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
+	})
+	rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.onReplicaSet,
+		UpdateFunc: func(_, n any) { c.onReplicaSet(n) },
+		DeleteFunc: c.onReplicaSet,
+	})
+	return c
+}
+
+func (c *Controller) onReplicaSet(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	rs, ok := obj.(*appsv1.ReplicaSet)
+	if !ok {
+		return
+	}
+	if ref := metav1.GetControllerOfNoCopy(rs); ref != nil {
+		if ref.Kind == deploymentKind.Kind {
+			c.queue.Add(rs.Namespace + "/" + ref.Name)
+		}
+		return
+	}
+	ds, _ := c.deployments.Deployments(rs.Namespace).List(labels.Everything())
+	for _, d := range ds {
+		if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
+			c.queue.Add(rs.Namespace + "/" + d.Name)
+		}
+	}
+}
+
+// Run syncs deployments until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "deployment-controller")
+	return ctrlutil.Run(ctx, "deployment", c.queue, c.cfg.Workers, c.sync, c.synced...)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	d, err := c.deployments.Deployments(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d.DeletionTimestamp != nil {
+		return nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || sel.Empty() {
+		c.recorder.Event(d, corev1.EventTypeWarning, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.")
+		return nil
+	}
+	owned, err := c.claim(ctx, d, sel)
+	if err != nil {
+		return err
+	}
+	var newRS *appsv1.ReplicaSet
+	var old []*appsv1.ReplicaSet
+	byRevision(owned)
+	for _, rs := range owned {
+		if newRS == nil && EqualIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
+			newRS = rs
+			continue
+		}
+		old = append(old, rs)
+	}
+	s := &step{c: c, d: d, newRS: newRS, old: old}
+	if err := s.run(ctx); err != nil {
+		return err
+	}
+	d = s.d // annotations may have been updated
+	all := append([]*appsv1.ReplicaSet{}, s.old...)
+	if s.newRS != nil {
+		all = append(all, s.newRS)
+	}
+	unavail := int32(0)
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		_, unavail, _ = ResolveFenceposts(d.Spec.Strategy.RollingUpdate, desired(d))
+	}
+	st, recheck := CalculateStatus(d, s.newRS, all, unavail, s.progressed, c.cfg.Now())
+	if !equality.Semantic.DeepEqual(st, d.Status) {
+		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+			"observedGeneration": st.ObservedGeneration, "replicas": st.Replicas, "updatedReplicas": st.UpdatedReplicas,
+			"readyReplicas": st.ReadyReplicas, "availableReplicas": st.AvailableReplicas,
+			"unavailableReplicas": st.UnavailableReplicas, "conditions": st.Conditions,
+		}})
+		if _, err := c.client.AppsV1().Deployments(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("update status: %w", err)
+		}
+	}
+	if recheck > 0 {
+		c.queue.AddAfter(key, recheck+time.Second)
+	}
+	return c.cleanup(ctx, d, s.old)
+}
+
+// claim adopts orphan ReplicaSets matching the selector, releases owned
+// ones that stopped matching, and returns the owned ones.
+func (c *Controller) claim(ctx context.Context, d *appsv1.Deployment, sel labels.Selector) ([]*appsv1.ReplicaSet, error) {
+	all, err := c.rsets.ReplicaSets(d.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	var owned []*appsv1.ReplicaSet
+	for _, rs := range all {
+		var patch []byte
+		switch ctrlutil.Decide(rs, d.UID, sel, false) {
+		case ctrlutil.Owned:
+			owned = append(owned, rs)
+			continue
+		case ctrlutil.Adopt:
+			patch = ctrlutil.AdoptPatch(d, deploymentKind, rs.UID)
+		case ctrlutil.Release:
+			patch = ctrlutil.ReleasePatch(d.UID, rs.UID)
+		default:
+			continue
+		}
+		_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("claim replicaset %s/%s: %w", rs.Namespace, rs.Name, err)
+		}
+		if err == nil && sel.Matches(labels.Set(rs.Labels)) {
+			owned = append(owned, rs)
+		}
+	}
+	return owned, nil
+}
+
+// cleanup deletes the oldest fully scaled-down ReplicaSets beyond
+// revisionHistoryLimit.
+func (c *Controller) cleanup(ctx context.Context, d *appsv1.Deployment, old []*appsv1.ReplicaSet) error {
+	limit := int32(defaultRevisionHistoryLim)
+	if d.Spec.RevisionHistoryLimit != nil {
+		limit = *d.Spec.RevisionHistoryLimit
+	}
+	var idle []*appsv1.ReplicaSet
+	for _, rs := range old {
+		if rs.Spec.Replicas != nil && *rs.Spec.Replicas == 0 && rs.Status.Replicas == 0 && rs.DeletionTimestamp == nil {
+			idle = append(idle, rs)
+		}
+	}
+	for i := 0; i < len(idle)-int(limit); i++ {
+		rs := idle[i]
+		err := c.client.AppsV1().ReplicaSets(rs.Namespace).Delete(ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete old replicaset %s: %w", rs.Name, err)
+		}
+	}
+	return nil
+}

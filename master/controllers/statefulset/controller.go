@@ -1,0 +1,203 @@
+// Package statefulset is the StatefulSet controller: pods with stable
+// names <set>-<ordinal> and per-ordinal PersistentVolumeClaims from the
+// volumeClaimTemplates, created in order and deleted in reverse
+// (OrderedReady) or all at once (Parallel), with rolling updates from the
+// highest ordinal down to the partition. The decision is the pure Decide
+// in core.go.
+package statefulset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
+)
+
+var statefulSetKind = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
+
+// Config of the controller. Zero values take defaults.
+type Config struct {
+	Workers int // concurrent syncs (default 2)
+}
+
+// Controller reconciles StatefulSets.
+type Controller struct {
+	client   kubernetes.Interface
+	cfg      Config
+	sets     appslisters.StatefulSetLister
+	pods     listersv1.PodLister
+	queue    ctrlutil.Queue
+	exp      *ctrlutil.Expectations
+	synced   []cache.InformerSynced
+	recorder record.EventRecorder
+}
+
+// New returns the controller.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	setInf := factory.Apps().V1().StatefulSets()
+	podInf := factory.Core().V1().Pods()
+	c := &Controller{
+		client: client, cfg: cfg, sets: setInf.Lister(), pods: podInf.Lister(),
+		queue: ctrlutil.NewQueue("statefulset"), exp: ctrlutil.NewExpectations(time.Now),
+		synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced},
+	}
+	setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
+		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
+		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
+	})
+	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { c.onPod(o, 1, 0) },
+		UpdateFunc: func(o, n any) {
+			del := 0
+			if o.(*corev1.Pod).DeletionTimestamp == nil && n.(*corev1.Pod).DeletionTimestamp != nil {
+				del = 1
+			}
+			c.onPod(n, 0, del)
+		},
+		DeleteFunc: func(o any) { c.onPod(o, 0, 1) },
+	})
+	return c
+}
+
+func (c *Controller) onPod(obj any, added, deleted int) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == statefulSetKind.Kind {
+		key := pod.Namespace + "/" + ref.Name
+		c.exp.Observed(key, added, deleted)
+		c.queue.Add(key)
+	}
+}
+
+// Run syncs StatefulSets until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "statefulset-controller")
+	return ctrlutil.Run(ctx, "statefulset", c.queue, c.cfg.Workers, c.sync, c.synced...)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	set, err := c.sets.StatefulSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.exp.Forget(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	all, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	pods := map[int]*corev1.Pod{}
+	for _, p := range all {
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.UID == set.UID {
+			if ord := Ordinal(set.Name, p.Name); ord >= 0 {
+				pods[ord] = p
+			}
+		}
+	}
+	revision := set.Name + "-" + ctrlutil.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+	plan := Decide(set, pods, revision, c.exp.Satisfied(key) && set.DeletionTimestamp == nil)
+	c.exp.Expect(key, len(plan.Create), len(plan.Delete))
+	var errs []error
+	for _, ord := range plan.Create {
+		errs = append(errs, c.create(ctx, key, set, ord, revision))
+	}
+	for _, pod := range plan.Delete {
+		err := c.client.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+		if err != nil {
+			c.exp.Observed(key, 0, 1)
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", pod.Name, set.Name)
+	}
+	plan.Status.CollisionCount = set.Status.CollisionCount
+	plan.Status.Conditions = set.Status.Conditions
+	if !equality.Semantic.DeepEqual(plan.Status, set.Status) {
+		st := plan.Status
+		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+			"observedGeneration": st.ObservedGeneration, "replicas": st.Replicas, "readyReplicas": st.ReadyReplicas,
+			"currentReplicas": st.CurrentReplicas, "updatedReplicas": st.UpdatedReplicas, "availableReplicas": st.AvailableReplicas,
+			"currentRevision": st.CurrentRevision, "updateRevision": st.UpdateRevision,
+		}})
+		if _, err := c.client.AppsV1().StatefulSets(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("update status: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// create makes ordinal ord's claims (kept across pod restarts and scale
+// down, like upstream's default retention) and then its pod.
+func (c *Controller) create(ctx context.Context, key string, set *appsv1.StatefulSet, ord int, revision string) error {
+	name := PodName(set.Name, ord)
+	spec := set.Spec.Template.Spec.DeepCopy()
+	spec.Hostname, spec.Subdomain = name, set.Spec.ServiceName
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		claim := tmpl.Name + "-" + name
+		pvc := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: claim, Namespace: set.Namespace, Labels: set.Spec.Selector.MatchLabels},
+			Spec:       *tmpl.Spec.DeepCopy(),
+		}
+		if _, err := c.client.CoreV1().PersistentVolumeClaims(set.Namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			c.exp.Observed(key, 1, 0)
+			c.recorder.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Claim %s for Pod %s in StatefulSet %s failed error: %v", claim, name, set.Name, err)
+			return err
+		}
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: tmpl.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
+	}
+	lbls := map[string]string{}
+	for k, v := range set.Spec.Template.Labels {
+		lbls[k] = v
+	}
+	lbls[PodNameLabel], lbls[PodIndexLabel], lbls[RevisionLabel] = name, strconv.Itoa(ord), revision
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: set.Namespace, Labels: lbls, Annotations: set.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{ctrlutil.ControllerRef(set, statefulSetKind)}},
+		Spec: *spec,
+	}
+	if _, err := c.client.CoreV1().Pods(set.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		c.exp.Observed(key, 1, 0)
+		if apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("pod %s exists but is not owned by StatefulSet %s (or the cache is stale)", name, set.Name)
+		}
+		c.recorder.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %v", name, set.Name, err)
+		return err
+	}
+	c.recorder.Eventf(set, corev1.EventTypeNormal, "SuccessfulCreate", "create Pod %s in StatefulSet %s successful", name, set.Name)
+	return nil
+}

@@ -32,7 +32,7 @@ func subcommands() map[string]subcommand {
 		"master":      {"run the API server, scheduler and controllers", runMaster},
 		"kubelet":     {"run the node agent", runKubelet},
 		"flanneld":    {"run the network fabric daemon", runFlanneld},
-		"proxy":       {"run the service proxy", notImplemented("proxy")},
+		"proxy":       {"run the service proxy", runProxy},
 		"up":          {"run a single-machine cluster (master + node)", notImplemented("up")},
 		"cluster":     {"run a multi-node cluster in network namespaces", runCluster},
 		"images":      {"build, list and import hoist's own images", runImages},

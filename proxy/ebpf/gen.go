@@ -1,0 +1,7 @@
+// Package ebpf is the proxy's eBPF data path (in progress): connect-time
+// load balancing programs in bpf/proxy.c, compiled by bpf2go into the
+// committed proxy_bpfel.{go,o}. `make generate` rebuilds them (clang and
+// libbpf-dev from Debian).
+package ebpf
+
+//go:generate go tool bpf2go -tags linux -target bpfel -type svc_key -type svc_value -type backend_key -type backend_value -type affinity_key -type affinity_value -type revnat_key -type revnat_value proxy bpf/proxy.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -1,11 +1,9 @@
 package master
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,8 @@ import (
 const cmJSON = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":%q,"labels":{"app":%q}},"data":{"k":"v"}}`
 
 func TestIntegrationAPIMalformedBodies(t *testing.T) {
-	base := startMaster(t, "", nil)
+	api := startMaster(t, "", nil)
+	base := api.URL
 	url := base + "/api/v1/namespaces/default/configmaps"
 	cases := []struct {
 		name, ct, body string
@@ -33,7 +32,7 @@ func TestIntegrationAPIMalformedBodies(t *testing.T) {
 		{"3 MiB object", "application/json", fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"k":%q}}`, strings.Repeat("x", 3<<20)), 413, "limit"},
 	}
 	for _, c := range cases {
-		r := do(t, "POST", url, c.ct, []byte(c.body))
+		r := api.do(t, "POST", url, c.ct, []byte(c.body))
 		wantCode(t, c.name, r, c.code)
 		if !strings.Contains(string(r.body), c.msg) || r.json(t)["kind"] != "Status" {
 			t.Errorf("%s: status body %s does not mention %q", c.name, r.body, c.msg)
@@ -41,26 +40,26 @@ func TestIntegrationAPIMalformedBodies(t *testing.T) {
 	}
 	// A 2 MiB object passes the API limit but not etcd's 1.5 MiB request limit.
 	big := fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"k":%q}}`, strings.Repeat("x", 2<<20))
-	wantCode(t, "2 MiB object", do(t, "POST", url, "application/json", []byte(big)), 413)
+	wantCode(t, "2 MiB object", api.do(t, "POST", url, "application/json", []byte(big)), 413)
 	// Nothing of the rejected writes was stored.
-	r := do(t, "GET", url, "", nil)
+	r := api.do(t, "GET", url, "", nil)
 	wantCode(t, "list", r, 200)
 	if items := r.json(t)["items"].([]any); len(items) != 0 {
 		t.Fatalf("rejected writes left objects behind: %s", r.body)
 	}
 	// Strict field validation names the unknown field.
-	r = do(t, "POST", url+"?fieldValidation=Strict", "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s"},"bogus":1}`))
+	r = api.do(t, "POST", url+"?fieldValidation=Strict", "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s"},"bogus":1}`))
 	wantCode(t, "strict", r, 400)
 	if !strings.Contains(string(r.body), `unknown field \"bogus\"`) {
 		t.Errorf("strict error does not name the field: %s", r.body)
 	}
-	r = do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"w"},"bogus":1}`))
+	r = api.do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"w"},"bogus":1}`))
 	wantCode(t, "warn", r, 201)
 	if w := r.hdr.Get("Warning"); !strings.Contains(w, "bogus") {
 		t.Errorf("default field validation should warn, Warning header %q", w)
 	}
 	// Pod validation uses upstream's field paths.
-	r = do(t, "POST", base+"/api/v1/namespaces/default/pods", "application/json", []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}}`))
+	r = api.do(t, "POST", base+"/api/v1/namespaces/default/pods", "application/json", []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}}`))
 	wantCode(t, "pod without image", r, 422)
 	if !strings.Contains(string(r.body), "spec.containers[0].image: Required value") {
 		t.Errorf("pod validation message: %s", r.body)
@@ -68,48 +67,49 @@ func TestIntegrationAPIMalformedBodies(t *testing.T) {
 }
 
 func TestIntegrationAPIConflictsAndNamespaces(t *testing.T) {
-	base := startMaster(t, "", nil)
+	api := startMaster(t, "", nil)
+	base := api.URL
 	url := base + "/api/v1/namespaces/default/configmaps"
-	r := do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x")))
+	r := api.do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x")))
 	wantCode(t, "create", r, 201)
 	obj := r.json(t)
-	wantCode(t, "duplicate create", do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x"))), 409)
+	wantCode(t, "duplicate create", api.do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x"))), 409)
 	md := obj["metadata"].(map[string]any)
 	if md["uid"] == "" || md["creationTimestamp"] == nil || md["resourceVersion"] == "" {
 		t.Fatalf("server-owned metadata missing: %v", md)
 	}
 	obj["data"] = map[string]any{"k": "v2"}
 	body, _ := json.Marshal(obj)
-	wantCode(t, "update", do(t, "PUT", url+"/a", "application/json", body), 200)
-	r = do(t, "PUT", url+"/a", "application/json", body) // same stale resourceVersion
+	wantCode(t, "update", api.do(t, "PUT", url+"/a", "application/json", body), 200)
+	r = api.do(t, "PUT", url+"/a", "application/json", body) // same stale resourceVersion
 	wantCode(t, "stale update", r, 409)
 	if !strings.Contains(string(r.body), "the object has been modified") {
 		t.Errorf("conflict message: %s", r.body)
 	}
 	// generateName
-	r = do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"gen-"}}`))
+	r = api.do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"gen-"}}`))
 	wantCode(t, "generateName", r, 201)
 	if n := r.json(t)["metadata"].(map[string]any)["name"].(string); !strings.HasPrefix(n, "gen-") || len(n) != 9 {
 		t.Errorf("generated name %q", n)
 	}
 	// Namespace lifecycle.
-	r = do(t, "POST", base+"/api/v1/namespaces/nope/configmaps", "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x")))
+	r = api.do(t, "POST", base+"/api/v1/namespaces/nope/configmaps", "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x")))
 	wantCode(t, "create in missing namespace", r, 404)
-	wantCode(t, "delete kube-system", do(t, "DELETE", base+"/api/v1/namespaces/kube-system", "", nil), 403)
+	wantCode(t, "delete kube-system", api.do(t, "DELETE", base+"/api/v1/namespaces/kube-system", "", nil), 403)
 	// Finalizers hold deletion until removed.
-	r = do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["hoist.test/hold"]}}`))
+	r = api.do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["hoist.test/hold"]}}`))
 	wantCode(t, "create with finalizer", r, 201)
-	r = do(t, "DELETE", url+"/fin", "", nil)
+	r = api.do(t, "DELETE", url+"/fin", "", nil)
 	wantCode(t, "delete with finalizer", r, 200)
-	r = do(t, "GET", url+"/fin", "", nil)
+	r = api.do(t, "GET", url+"/fin", "", nil)
 	wantCode(t, "get terminating", r, 200)
 	if r.json(t)["metadata"].(map[string]any)["deletionTimestamp"] == nil {
 		t.Fatalf("deletionTimestamp not set: %s", r.body)
 	}
-	wantCode(t, "remove finalizer", do(t, "PATCH", url+"/fin", "application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)), 200)
-	wantCode(t, "gone after finalizer removal", do(t, "GET", url+"/fin", "", nil), 404)
+	wantCode(t, "remove finalizer", api.do(t, "PATCH", url+"/fin", "application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)), 200)
+	wantCode(t, "gone after finalizer removal", api.do(t, "GET", url+"/fin", "", nil), 404)
 	// Server-side apply is refused clearly.
-	r = do(t, "PATCH", url+"/a", "application/apply-patch+yaml", []byte(`{}`))
+	r = api.do(t, "PATCH", url+"/a", "application/apply-patch+yaml", []byte(`{}`))
 	wantCode(t, "server-side apply", r, 415)
 	if !strings.Contains(string(r.body), "server-side apply is not supported") {
 		t.Errorf("apply message: %s", r.body)
@@ -124,11 +124,11 @@ func TestIntegrationAPIServiceAllocation(t *testing.T) {
 	svc := `{"apiVersion":"v1","kind":"Service","metadata":{"name":%q},"spec":{"type":"NodePort","ports":[{"port":80}]}}`
 	ips, ports := map[string]bool{}, map[float64]bool{}
 	for i := range 10 {
-		base := a
+		api := a
 		if i%2 == 1 {
-			base = b
+			api = b
 		}
-		r := do(t, "POST", base+"/api/v1/namespaces/default/services", "application/json", []byte(fmt.Sprintf(svc, fmt.Sprintf("s%d", i))))
+		r := api.do(t, "POST", api.URL+"/api/v1/namespaces/default/services", "application/json", []byte(fmt.Sprintf(svc, fmt.Sprintf("s%d", i))))
 		wantCode(t, "create service", r, 201)
 		spec := r.json(t)["spec"].(map[string]any)
 		ip, port := spec["clusterIP"].(string), spec["ports"].([]any)[0].(map[string]any)["nodePort"].(float64)
@@ -138,45 +138,21 @@ func TestIntegrationAPIServiceAllocation(t *testing.T) {
 		ips[ip], ports[port] = true, true
 	}
 	// A taken ClusterIP is refused; a released one can be reused.
-	r := do(t, "GET", a+"/api/v1/namespaces/default/services/s0", "", nil)
+	r := a.do(t, "GET", a.URL+"/api/v1/namespaces/default/services/s0", "", nil)
 	ip := r.json(t)["spec"].(map[string]any)["clusterIP"].(string)
 	dup := fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"dup"},"spec":{"clusterIP":%q,"ports":[{"port":80}]}}`, ip)
-	r = do(t, "POST", b+"/api/v1/namespaces/default/services", "application/json", []byte(dup))
+	r = b.do(t, "POST", b.URL+"/api/v1/namespaces/default/services", "application/json", []byte(dup))
 	wantCode(t, "duplicate clusterIP", r, 422)
 	if !strings.Contains(string(r.body), "spec.clusterIP") {
 		t.Errorf("message: %s", r.body)
 	}
-	wantCode(t, "delete s0", do(t, "DELETE", a+"/api/v1/namespaces/default/services/s0", "", nil), 200)
-	wantCode(t, "reuse released IP", do(t, "POST", b+"/api/v1/namespaces/default/services", "application/json", []byte(dup)), 201)
-	r = do(t, "GET", a+"/api/v1/namespaces/default/services/kubernetes", "", nil)
+	wantCode(t, "delete s0", a.do(t, "DELETE", a.URL+"/api/v1/namespaces/default/services/s0", "", nil), 200)
+	wantCode(t, "reuse released IP", b.do(t, "POST", b.URL+"/api/v1/namespaces/default/services", "application/json", []byte(dup)), 201)
+	r = a.do(t, "GET", a.URL+"/api/v1/namespaces/default/services/kubernetes", "", nil)
 	wantCode(t, "kubernetes service", r, 200)
 	if got := r.json(t)["spec"].(map[string]any)["clusterIP"]; got != "10.96.0.1" {
 		t.Errorf("kubernetes service clusterIP %v, want 10.96.0.1", got)
 	}
-}
-
-// watchLines opens a watch and returns its decoded events as they come.
-func watchLines(t *testing.T, url string) (<-chan map[string]any, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan map[string]any, 100)
-	go func() {
-		defer close(out)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 10<<20)
-		for sc.Scan() {
-			var ev map[string]any
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				out <- ev
-			}
-		}
-	}()
-	return out, cancel
 }
 
 func nextEvent(t *testing.T, ch <-chan map[string]any, skipBookmarks bool) map[string]any {
@@ -204,46 +180,47 @@ func TestIntegrationAPIListWatch(t *testing.T) {
 }
 
 func testListWatch(t *testing.T, etcd string) {
-	base := startMaster(t, etcd, nil)
+	api := startMaster(t, etcd, nil)
+	base := api.URL
 	url := base + "/api/v1/namespaces/default/configmaps"
 	for i := range 5 {
 		app := "a"
 		if i%2 == 1 {
 			app = "b"
 		}
-		wantCode(t, "create", do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, fmt.Sprintf("c%d", i), app))), 201)
+		wantCode(t, "create", api.do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, fmt.Sprintf("c%d", i), app))), 201)
 	}
 	// Pagination: limit/continue with remainingItemCount, consistent snapshot.
-	r := do(t, "GET", url+"?limit=2", "", nil)
+	r := api.do(t, "GET", url+"?limit=2", "", nil)
 	m := r.json(t)["metadata"].(map[string]any)
 	if m["continue"] == nil || m["remainingItemCount"] != 3.0 {
 		t.Fatalf("first page metadata %v", m)
 	}
-	r = do(t, "GET", url+"?limit=10&continue="+m["continue"].(string), "", nil)
+	r = api.do(t, "GET", url+"?limit=10&continue="+m["continue"].(string), "", nil)
 	if n := len(r.json(t)["items"].([]any)); n != 3 {
 		t.Fatalf("second page has %d items, want 3", n)
 	}
 	// Selectors.
-	r = do(t, "GET", url+"?labelSelector=app%3Db", "", nil)
+	r = api.do(t, "GET", url+"?labelSelector=app%3Db", "", nil)
 	if n := len(r.json(t)["items"].([]any)); n != 2 {
 		t.Fatalf("labelSelector app=b: %d items", n)
 	}
-	r = do(t, "GET", url+"?fieldSelector=metadata.name%3Dc3", "", nil)
+	r = api.do(t, "GET", url+"?fieldSelector=metadata.name%3Dc3", "", nil)
 	if n := len(r.json(t)["items"].([]any)); n != 1 {
 		t.Fatalf("fieldSelector: %d items", n)
 	}
-	wantCode(t, "unsupported field label", do(t, "GET", url+"?fieldSelector=spec.nodeName%3Dx", "", nil), 400)
+	wantCode(t, "unsupported field label", api.do(t, "GET", url+"?fieldSelector=spec.nodeName%3Dx", "", nil), 400)
 	listRV := r.json(t)["metadata"].(map[string]any)["resourceVersion"].(string)
 
 	// Watch from the list's RV with a selector: a label change that makes an
 	// object stop matching shows as DELETED; bookmarks arrive when asked.
-	ev, stop := watchLines(t, url+"?watch=1&labelSelector=app%3Db&allowWatchBookmarks=true&resourceVersion="+listRV)
+	ev, stop := api.watchLines(t, url+"?watch=1&labelSelector=app%3Db&allowWatchBookmarks=true&resourceVersion="+listRV)
 	defer stop()
-	wantCode(t, "relabel", do(t, "PATCH", url+"/c1", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"app":"z"}}}`)), 200)
+	wantCode(t, "relabel", api.do(t, "PATCH", url+"/c1", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"app":"z"}}}`)), 200)
 	if e := nextEvent(t, ev, true); e["type"] != "DELETED" {
 		t.Fatalf("relabel out of selector: got %v", e["type"])
 	}
-	wantCode(t, "create b", do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, "c9", "b"))), 201)
+	wantCode(t, "create b", api.do(t, "POST", url, "application/json", []byte(fmt.Sprintf(cmJSON, "c9", "b"))), 201)
 	if e := nextEvent(t, ev, true); e["type"] != "ADDED" {
 		t.Fatalf("create: got %v", e["type"])
 	}
@@ -257,7 +234,7 @@ func testListWatch(t *testing.T, etcd string) {
 	// after revision 2.
 	etcdCompact(t, etcd)
 	second := startMaster(t, etcd, nil)
-	old, stop2 := watchLines(t, second+"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=2")
+	old, stop2 := second.watchLines(t, second.URL+"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=2")
 	defer stop2()
 	e := nextEvent(t, old, true)
 	obj, _ := e["object"].(map[string]any)
@@ -265,7 +242,7 @@ func testListWatch(t *testing.T, etcd string) {
 		t.Fatalf("watch from compacted revision: got %v", e)
 	}
 	// timeoutSeconds ends a watch.
-	short, _ := watchLines(t, url+"?watch=1&timeoutSeconds=1")
+	short, _ := api.watchLines(t, url+"?watch=1&timeoutSeconds=1")
 	deadline := time.After(10 * time.Second)
 	for done := false; !done; {
 		select {

@@ -1,67 +1,51 @@
 package master
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 )
 
-func get(t *testing.T, url, accept string) response {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, b, resp.Header}
-}
-
 func TestIntegrationAPIDiscoveryTablesMetrics(t *testing.T) {
-	base := startMaster(t, "", nil)
+	api := startMaster(t, "", nil)
+	base := api.URL
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
-		if r := get(t, base+p, ""); r.code != 200 || string(r.body) != "ok" {
+		if r := api.get(t, base+p, ""); r.code != 200 || string(r.body) != "ok" {
 			t.Errorf("%s: %d %s", p, r.code, r.body)
 		}
 	}
-	if v := get(t, base+"/version", "").json(t); v["gitVersion"] != "v1.32.0" || v["minor"] != "32" {
+	if v := api.get(t, base+"/version", "").json(t); v["gitVersion"] != "v1.32.0" || v["minor"] != "32" {
 		t.Errorf("version: %v", v)
 	}
-	core := string(get(t, base+"/api/v1", "").body)
+	core := string(api.get(t, base+"/api/v1", "").body)
 	for _, want := range []string{`"name":"pods"`, `"shortNames":["po"]`, `"categories":["all"]`, `"pods/eviction"`, `"deletecollection"`} {
 		if !strings.Contains(core, want) {
 			t.Errorf("/api/v1 lacks %s", want)
 		}
 	}
-	groups := string(get(t, base+"/apis", "").body)
+	groups := string(api.get(t, base+"/apis", "").body)
 	for _, g := range []string{"apps", "batch", "policy", "discovery.k8s.io", "coordination.k8s.io"} {
 		if !strings.Contains(groups, `"name":"`+g+`"`) {
 			t.Errorf("/apis lacks group %s", g)
 		}
 	}
-	if r := get(t, base+"/apis/apps/v1", ""); !strings.Contains(string(r.body), `"deployments/scale"`) {
+	if r := api.get(t, base+"/apis/apps/v1", ""); !strings.Contains(string(r.body), `"deployments/scale"`) {
 		t.Errorf("/apis/apps/v1: %s", r.body)
 	}
-	oa := get(t, base+"/openapi/v3", "").json(t)["paths"].(map[string]any)
+	oa := api.get(t, base+"/openapi/v3", "").json(t)["paths"].(map[string]any)
 	url := oa["apis/apps/v1"].(map[string]any)["serverRelativeURL"].(string)
-	if doc := string(get(t, base+url, "").body); !strings.Contains(doc, `"fieldValidation"`) || !strings.Contains(doc, `"Deployment"`) {
+	if doc := string(api.get(t, base+url, "").body); !strings.Contains(doc, `"fieldValidation"`) || !strings.Contains(doc, `"Deployment"`) {
 		t.Errorf("openapi apps/v1 document lacks fieldValidation or Deployment")
 	}
 
 	// YAML in, YAML out.
 	yamlCM := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yml\ndata:\n  k: v\n"
-	wantCode(t, "yaml create", do(t, "POST", base+"/api/v1/namespaces/default/configmaps", "application/yaml", []byte(yamlCM)), 201)
-	if r := get(t, base+"/api/v1/namespaces/default/configmaps/yml", "application/yaml"); !strings.Contains(string(r.body), "name: yml") {
+	wantCode(t, "yaml create", api.do(t, "POST", base+"/api/v1/namespaces/default/configmaps", "application/yaml", []byte(yamlCM)), 201)
+	if r := api.get(t, base+"/api/v1/namespaces/default/configmaps/yml", "application/yaml"); !strings.Contains(string(r.body), "name: yml") {
 		t.Errorf("yaml get: %s", r.body)
 	}
 	// Table output with upstream's columns.
-	tbl := get(t, base+"/api/v1/namespaces/default/services", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json").json(t)
+	tbl := api.get(t, base+"/api/v1/namespaces/default/services", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json").json(t)
 	if tbl["kind"] != "Table" {
 		t.Fatalf("as=Table: %v", tbl["kind"])
 	}
@@ -83,13 +67,13 @@ func TestIntegrationAPIDiscoveryTablesMetrics(t *testing.T) {
 	// The watch cache fills asynchronously from etcd's watch stream.
 	deadline := time.Now().Add(10 * time.Second)
 	for m := ""; !strings.Contains(m, `apiserver_watch_cache_objects{group="",resource="configmaps"} 1`) ||
-		!strings.Contains(m, `apiserver_watch_cache_objects{group="",resource="namespaces"} 4`); m = string(get(t, base+"/metrics", "").body) {
+		!strings.Contains(m, `apiserver_watch_cache_objects{group="",resource="namespaces"} 4`); m = string(api.get(t, base+"/metrics", "").body) {
 		if time.Now().After(deadline) {
 			t.Fatal("watch caches of configmaps and namespaces never reached 1 and 4 objects")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	m := string(get(t, base+"/metrics", "").body)
+	m := string(api.get(t, base+"/metrics", "").body)
 	for _, want := range []string{
 		`apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create",version="v1"} 1`,
 		`apiserver_request_duration_seconds_bucket`, `etcd_request_duration_seconds_count{operation="create"}`,

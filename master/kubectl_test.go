@@ -3,7 +3,6 @@ package master
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,27 +21,11 @@ type kubectl struct {
 	cacheDir   string
 }
 
-func newKubectl(t *testing.T, base string) *kubectl {
+// newKubectl drives the master with the admin.kubeconfig it wrote, as an
+// operator does (TLS, the cluster CA, the admin client certificate).
+func newKubectl(t *testing.T, m *testMaster) *kubectl {
 	bin := testenv.RequireCommand(t, "kubectl", "kubectl (install kubectl v1.32 at /usr/bin/kubectl)")
-	dir := t.TempDir()
-	kc := filepath.Join(dir, "kubeconfig")
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: hoist
-  cluster: {server: %q}
-contexts:
-- name: hoist
-  context: {cluster: hoist, user: admin}
-current-context: hoist
-users:
-- name: admin
-  user: {}
-`, base)
-	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &kubectl{t: t, bin: bin, kubeconfig: kc, cacheDir: filepath.Join(dir, "cache")}
+	return &kubectl{t: t, bin: bin, kubeconfig: m.Kubeconfig, cacheDir: filepath.Join(t.TempDir(), "cache")}
 }
 
 func (k *kubectl) cmd(ctx context.Context, args ...string) *exec.Cmd {

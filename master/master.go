@@ -1,11 +1,14 @@
 // Package master wires hoist's control plane: etcd (embedded or external),
-// the storage layer, the generic registry, admission and the API server.
+// the storage layer, the generic registry, admission, and the API server
+// served over TLS behind authentication and authorization, with the node
+// join API beside it.
 package master
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,12 +22,16 @@ import (
 	"github.com/hoist-project/hoist/internal/version"
 	"github.com/hoist-project/hoist/master/allocator"
 	"github.com/hoist-project/hoist/master/apiserver"
+	"github.com/hoist-project/hoist/master/join"
+	"github.com/hoist-project/hoist/master/pki"
 	"github.com/hoist-project/hoist/master/registry"
 	"github.com/hoist-project/hoist/master/storage"
 	"github.com/hoist-project/hoist/master/storage/embedded"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	apiversion "k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 )
 
 // Config of the master.
@@ -39,29 +46,58 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange is "first-last".
 	NodePortRange string
-	// InsecureAddress serves the API over plain HTTP (a stop-gap until TLS
-	// and authentication are wired in). Port 0 picks a free port.
+	// SecureAddress is where the API is served over TLS with
+	// authentication and authorization (default 0.0.0.0:6443, as upstream).
+	// Port 0 picks a free port.
+	SecureAddress string
+	// AdvertiseAddress is the IP nodes reach the API at: it goes into the
+	// join instructions and the serving certificate. Empty: the bound
+	// address, or for a wildcard bind the host's outbound address.
+	AdvertiseAddress string
+	// TLSSANs are extra serving-certificate SANs (DNS names or IPs, e.g. a
+	// load balancer's name).
+	TLSSANs []string
+	// TokenAuthFile is an optional static bearer-token file
+	// (token,user,uid[,"group1,group2"]), read at start.
+	TokenAuthFile string
+	// InsecureAddress, if set, additionally serves the API over plain HTTP
+	// WITHOUT authentication or authorization (every client is cluster
+	// admin). For debugging only; off by default.
 	InsecureAddress string
 	// BookmarkInterval for watches that allow bookmarks (default 1 minute).
 	BookmarkInterval time.Duration
 	// CompactionInterval is how often etcd history is compacted (default
 	// 5 minutes, as kube-apiserver).
 	CompactionInterval time.Duration
-	// WrapHandler, if set, wraps the API handler (authentication and
-	// authorization filters plug in here).
-	WrapHandler func(http.Handler) http.Handler
-	// Serving, if set, is called with the listening address once the API
-	// serves.
-	Serving func(addr string)
+	// Stdout receives the join instructions (os.Stdout when nil).
+	Stdout io.Writer
+	// Serving, if set, is called once the API serves.
+	Serving func(Serving)
+}
+
+// Serving describes a master that has started serving.
+type Serving struct {
+	// SecureAddress is the bound TLS listener address (host:port).
+	SecureAddress string
+	// InsecureAddress is the bound plain-HTTP address, "" when off.
+	InsecureAddress string
+	// LocalURL is how clients on this machine reach the API; admin.kubeconfig points there.
+	LocalURL string
+	// AdvertisedURL is the server URL in the join instructions.
+	AdvertisedURL string
+	// AdminKubeconfig is <data-dir>/admin.kubeconfig.
+	AdminKubeconfig string
+	// JoinToken and CACertHash are what a node needs to join (see join.Join).
+	JoinToken, CACertHash string
 }
 
 // Defaults.
 const (
-	DefaultServiceCIDR     = "10.96.0.0/12"
-	DefaultNodePortRange   = "30000-32767"
-	DefaultInsecureAddress = "127.0.0.1:8080"
-	DefaultEtcdClientURL   = "http://127.0.0.1:12379"
-	DefaultEtcdPeerURL     = "http://127.0.0.1:12380"
+	DefaultServiceCIDR   = "10.96.0.0/12"
+	DefaultNodePortRange = "30000-32767"
+	DefaultSecureAddress = "0.0.0.0:6443"
+	DefaultEtcdClientURL = "http://127.0.0.1:12379"
+	DefaultEtcdPeerURL   = "http://127.0.0.1:12380"
 )
 
 func (c *Config) setDefaults() {
@@ -71,8 +107,11 @@ func (c *Config) setDefaults() {
 	if c.NodePortRange == "" {
 		c.NodePortRange = DefaultNodePortRange
 	}
-	if c.InsecureAddress == "" {
-		c.InsecureAddress = DefaultInsecureAddress
+	if c.SecureAddress == "" {
+		c.SecureAddress = DefaultSecureAddress
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
 	}
 	if c.CompactionInterval == 0 {
 		c.CompactionInterval = 5 * time.Minute
@@ -98,11 +137,26 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("master: --service-node-port-range: %w", err)
 	}
 	// Bind first so a port clash fails before etcd starts.
-	ln, err := net.Listen("tcp", cfg.InsecureAddress)
+	ln, err := net.Listen("tcp", cfg.SecureAddress)
 	if err != nil {
-		return fmt.Errorf("master: listen on %s: %w", cfg.InsecureAddress, err)
+		return fmt.Errorf("master: --secure-address: listen on %s: %w", cfg.SecureAddress, err)
 	}
 	defer ln.Close()
+	var insecureLn net.Listener
+	if cfg.InsecureAddress != "" {
+		if insecureLn, err = net.Listen("tcp", cfg.InsecureAddress); err != nil {
+			return fmt.Errorf("master: --insecure-address: listen on %s: %w", cfg.InsecureAddress, err)
+		}
+		defer insecureLn.Close()
+	}
+	sec, err := setUpSecurity(cfg, ln.Addr())
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	tlsCfg, err := sec.pki.ServerTLSConfig()
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
 	endpoints := cfg.EtcdServers
 	if len(endpoints) == 0 {
 		dir := filepath.Join(cfg.DataDir, "etcd")
@@ -123,6 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer client.Close()
 
 	metrics := newMetrics()
+	metrics.reg.MustRegister(pki.NewExpiryCollector(sec.pki.CertificateExpiries))
 	st := storage.New(client, metrics.observeEtcd)
 	if err := waitEtcd(ctx, st, endpoints); err != nil {
 		return err
@@ -176,29 +231,39 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("master: watch cache of %s: %w", s.Res.Name, err)
 		}
 	}
-	// Requests derive from runCtx so that stopping ends open watches.
-	var handler http.Handler = srv
-	if cfg.WrapHandler != nil {
-		handler = cfg.WrapHandler(srv)
+	loopback, err := sec.loopbackConfig()
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
 	}
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return runCtx }}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	slog.Info("hoist master serving (plain HTTP, no authentication: loopback stop-gap)", "address", ln.Addr().String(), "etcd", endpoints)
+	loopbackHTTP, err := rest.HTTPClientFor(loopback)
+	if err != nil {
+		return fmt.Errorf("master: loopback client: %w", err)
+	}
+	log := slog.Default()
+	hs, info := startServers(runCtx, sec, tlsCfg, ln, insecureLn, srv, log)
+	log.Info("hoist master serving", "address", info.SecureAddress, "local", info.LocalURL,
+		"advertised", info.AdvertisedURL, "admin-kubeconfig", info.AdminKubeconfig, "etcd", endpoints)
+	fmt.Fprint(cfg.Stdout, join.Instructions(info.AdvertisedURL, info.JoinToken, info.CACertHash))
 	controllersDone := make(chan error, 1)
-	go func() { controllersDone <- runControllers(runCtx, ln.Addr().String()) }()
+	go func() { controllersDone <- runControllers(runCtx, loopback, loopbackHTTP) }()
 	if cfg.Serving != nil {
-		cfg.Serving(ln.Addr().String())
+		cfg.Serving(info)
 	}
 	select {
 	case <-ctx.Done():
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		cancel() // end watches so Shutdown does not wait for them
-		_ = hs.Shutdown(sctx)
+		// The controllers' connection is ours: close it instead of letting
+		// Shutdown wait out HTTP/2's one-second GOAWAY grace period.
+		select {
+		case <-controllersDone:
+		case <-sctx.Done():
+		}
+		utilnet.CloseIdleConnectionsFor(loopbackHTTP.Transport)
+		hs.shutdown(sctx)
 		return nil
-	case err := <-errc:
+	case err := <-hs.errc:
 		return fmt.Errorf("master: serve: %w", err)
 	case err := <-controllersDone:
 		return fmt.Errorf("master: controllers: %w", err)

@@ -3,22 +3,23 @@ package master
 import (
 	"context"
 	"fmt"
-	nscontroller "github.com/hoist-project/hoist/master/controllers/namespace"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
+	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/hoist-project/hoist/master/admission"
 	"github.com/hoist-project/hoist/master/allocator"
 	"github.com/hoist-project/hoist/master/apiserver"
+	nscontroller "github.com/hoist-project/hoist/master/controllers/namespace"
 	"github.com/hoist-project/hoist/master/registry"
 	"github.com/hoist-project/hoist/master/storage"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 func newAdmission(cfg Config, st *storage.Store, stores []*registry.Store) (*admission.Chain, error) {
@@ -83,14 +84,14 @@ func bootstrap(ctx context.Context, srv *apiserver.Server, adm *admission.Chain,
 }
 
 // runControllers runs the built-in controllers against this master's API
-// over loopback, like any other API client.
-func runControllers(ctx context.Context, addr string) error {
-	rc := &rest.Config{Host: "http://" + addr, QPS: 50, Burst: 100}
-	client, err := kubernetes.NewForConfig(rc)
+// over loopback TLS (rc: see security.loopbackConfig; hc is its HTTP
+// client, which Run closes on shutdown), like any other API client.
+func runControllers(ctx context.Context, rc *rest.Config, hc *http.Client) error {
+	client, err := kubernetes.NewForConfigAndClient(rc, hc)
 	if err != nil {
 		return err
 	}
-	dyn, err := dynamic.NewForConfig(rc)
+	dyn, err := dynamic.NewForConfigAndClient(rc, hc)
 	if err != nil {
 		return err
 	}

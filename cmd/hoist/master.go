@@ -10,9 +10,24 @@ import (
 	"github.com/hoist-project/hoist/master"
 )
 
-const masterUsage = `usage: hoist master --data-dir DIR [--etcd-servers URLS] [--service-cidr CIDR]
-                    [--service-node-port-range FIRST-LAST] [--insecure-address HOST:PORT]
-                    [--etcd-client-url URL] [--etcd-peer-url URL]`
+const masterUsage = `usage: hoist master --data-dir DIR [--secure-address HOST:PORT] [--advertise-address IP]
+                    [--tls-san NAME|IP]... [--token-auth-file FILE] [--etcd-servers URLS]
+                    [--service-cidr CIDR] [--service-node-port-range FIRST-LAST]
+                    [--etcd-client-url URL] [--etcd-peer-url URL] [--insecure-address HOST:PORT]`
+
+// listFlag collects a flag given several times or comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
 
 // runMaster runs the API server on embedded or external etcd.
 func runMaster(ctx context.Context, args []string) error {
@@ -20,14 +35,18 @@ func runMaster(ctx context.Context, args []string) error {
 	fs.SetOutput(io.Discard)
 	var cfg master.Config
 	var etcdServers string
-	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/hoist/master", "state directory (the embedded etcd lives in DIR/etcd)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/hoist/master", "state directory (embedded etcd in DIR/etcd, certificates in DIR/pki, DIR/admin.kubeconfig, DIR/join-token)")
+	fs.StringVar(&cfg.SecureAddress, "secure-address", master.DefaultSecureAddress, "TLS API address (authenticated and authorized)")
+	fs.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "IP nodes reach the API at (default: the bound IP, or the outbound IP for a wildcard bind)")
+	fs.Var((*listFlag)(&cfg.TLSSANs), "tls-san", "extra serving-certificate SAN (DNS name or IP); repeat or comma-separate")
+	fs.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", `static bearer tokens, lines of token,user,uid[,"group1,group2"]`)
 	fs.StringVar(&etcdServers, "etcd-servers", "", "comma-separated client URLs of an external etcd cluster (default: run etcd embedded)")
 	fs.StringVar(&cfg.EtcdClientURL, "etcd-client-url", master.DefaultEtcdClientURL, "client URL of the embedded etcd")
 	fs.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", master.DefaultEtcdPeerURL, "peer URL of the embedded etcd")
 	fs.StringVar(&cfg.ServiceCIDR, "service-cidr", master.DefaultServiceCIDR, "range service ClusterIPs are allocated from")
 	fs.StringVar(&cfg.NodePortRange, "service-node-port-range", master.DefaultNodePortRange, "range NodePorts are allocated from")
-	fs.StringVar(&cfg.InsecureAddress, "insecure-address", master.DefaultInsecureAddress,
-		"plain-HTTP, unauthenticated API address (stop-gap until TLS and authentication are wired in; keep it on loopback)")
+	fs.StringVar(&cfg.InsecureAddress, "insecure-address", "",
+		"debugging only: also serve the API over plain HTTP WITHOUT authentication (default off; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("master: %v\n%s", err, masterUsage)}
 	}

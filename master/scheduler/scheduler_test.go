@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -38,18 +39,10 @@ func testPod(name, cpu string) *corev1.Pod {
 // start runs a scheduler over client until the test ends.
 func start(t *testing.T, client kubernetes.Interface) *Scheduler {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	s := New(client, factory, Config{})
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		factory.Shutdown()
+	var s *Scheduler
+	ctrltest.Start(t, client, func(f informers.SharedInformerFactory) ctrltest.Runner {
+		s = New(client, f, Config{})
+		return s
 	})
 	return s
 }

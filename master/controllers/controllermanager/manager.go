@@ -46,39 +46,34 @@ type Config struct {
 
 type entry struct {
 	name  string
-	build func(kubernetes.Interface, informers.SharedInformerFactory, *Config) (Runner, error)
+	build buildFunc
 }
+
+// buildFunc builds one controller from its part of Config.
+type buildFunc func(kubernetes.Interface, informers.SharedInformerFactory, *Config) (Runner, error)
 
 // table lists every controller in start order.
 func table() []entry {
 	return []entry{
-		{"replicaset", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return replicaset.New(c, f, cfg.ReplicaSet), nil
-		}},
-		{"replicationcontroller", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return replicaset.NewReplicationController(c, f, cfg.ReplicaSet), nil
-		}},
-		{"deployment", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return deployment.New(c, f, cfg.Deployment), nil
-		}},
-		{"daemonset", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return daemonset.New(c, f, cfg.DaemonSet), nil
-		}},
-		{"endpoints", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return endpoints.New(c, f, cfg.Endpoints), nil
-		}},
-		{"job", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return job.New(c, f, cfg.Job), nil
-		}},
-		{"statefulset", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return statefulset.New(c, f, cfg.StatefulSet), nil
-		}},
-		{"nodelifecycle", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
-			return nodelifecycle.New(c, f, cfg.NodeLifecycle), nil
-		}},
+		{"replicaset", infallible(replicaset.New, func(c *Config) replicaset.Config { return c.ReplicaSet })},
+		{"replicationcontroller", infallible(replicaset.NewReplicationController, func(c *Config) replicaset.Config { return c.ReplicaSet })},
+		{"deployment", infallible(deployment.New, func(c *Config) deployment.Config { return c.Deployment })},
+		{"daemonset", infallible(daemonset.New, func(c *Config) daemonset.Config { return c.DaemonSet })},
+		{"endpoints", infallible(endpoints.New, func(c *Config) endpoints.Config { return c.Endpoints })},
+		{"job", infallible(job.New, func(c *Config) job.Config { return c.Job })},
+		{"statefulset", infallible(statefulset.New, func(c *Config) statefulset.Config { return c.StatefulSet })},
+		{"nodelifecycle", infallible(nodelifecycle.New, func(c *Config) nodelifecycle.Config { return c.NodeLifecycle })},
 		{"nodeipam", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
 			return nodeipam.New(c, f, cfg.NodeIPAM)
 		}},
+	}
+}
+
+// infallible adapts a controller constructor that cannot fail, fed the
+// part of Config that pick selects, to an entry's build function.
+func infallible[C any, R Runner](newFn func(kubernetes.Interface, informers.SharedInformerFactory, C) R, pick func(*Config) C) buildFunc {
+	return func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
+		return newFn(c, f, pick(cfg)), nil
 	}
 }
 

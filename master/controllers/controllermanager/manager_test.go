@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 	"github.com/hoist-project/hoist/master/controllers/nodeipam"
 )
@@ -109,7 +110,7 @@ func TestLeaderElectionOneAtATime(t *testing.T) {
 	defer cancelB()
 	errA, errB := make(chan error, 1), make(chan error, 1)
 	go func() { errA <- RunLeaderElected(ctxA, client, cfg("a"), run("a")) }()
-	waitUntil(t, "first leader", func() bool { return active.Load() == 1 })
+	ctrltest.WaitFor(t, "first leader", func() bool { return active.Load() == 1 })
 	go func() { errB <- RunLeaderElected(ctxB, client, cfg("b"), run("b")) }()
 	time.Sleep(300 * time.Millisecond) // observation window: b must stay a follower
 	if active.Load() != 1 {
@@ -119,7 +120,7 @@ func TestLeaderElectionOneAtATime(t *testing.T) {
 	if err := <-errA; err != nil {
 		t.Fatalf("leader a: %v", err)
 	}
-	waitUntil(t, "b takes over", func() bool { mu.Lock(); defer mu.Unlock(); return leaders["b"] })
+	ctrltest.WaitFor(t, "b takes over", func() bool { mu.Lock(); defer mu.Unlock(); return leaders["b"] })
 	if maxActive.Load() != 1 {
 		t.Fatalf("max simultaneous leaders = %d", maxActive.Load())
 	}
@@ -129,16 +130,5 @@ func TestLeaderElectionOneAtATime(t *testing.T) {
 	}
 	if err := RunLeaderElected(context.Background(), client, LeaderConfig{}, nil); err == nil {
 		t.Fatal("missing lease name accepted")
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -51,6 +52,33 @@ func Enqueue(q Queue, obj any) {
 
 // SyncFunc syncs one key. A returned error requeues the key with backoff.
 type SyncFunc func(ctx context.Context, key string) error
+
+// GoneFunc handles the key of an object that no longer exists.
+type GoneFunc func(ctx context.Context, key string) error
+
+// ObjectSync adapts sync, which works on the object a key names, to a
+// SyncFunc: it splits the key, reads the object with get (an informer
+// cache lookup) and calls sync, or gone (when not nil) if the object no
+// longer exists. A malformed key is dropped: retrying cannot fix it.
+func ObjectSync[T any](get func(ns, name string) (T, error), gone GoneFunc, sync func(ctx context.Context, key string, obj T) error) SyncFunc {
+	return func(ctx context.Context, key string) error {
+		ns, name, err := cache.SplitMetaNamespaceKey(key)
+		if err != nil {
+			return nil
+		}
+		obj, err := get(ns, name)
+		if apierrors.IsNotFound(err) {
+			if gone == nil {
+				return nil
+			}
+			return gone(ctx, key)
+		}
+		if err != nil {
+			return err
+		}
+		return sync(ctx, key, obj)
+	}
+}
 
 // Run waits for the informers in synced, then runs workers goroutines
 // calling sync for queued keys until ctx ends. It returns once they stop.

@@ -1,6 +1,7 @@
 package ctrlutil
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -58,4 +59,11 @@ func (e *Expectations) Forget(key string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.m, key)
+}
+
+// Gone is the GoneFunc of a controller whose only state about a deleted
+// owner is its expectations: it forgets key.
+func (e *Expectations) Gone(_ context.Context, key string) error {
+	e.Forget(key)
+	return nil
 }

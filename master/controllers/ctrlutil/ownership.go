@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -102,4 +103,36 @@ func MergePatch(v any) []byte {
 		panic(fmt.Sprintf("merge patch of %T: %v", v, err)) // only plain maps and API types are passed
 	}
 	return b
+}
+
+// ClaimChildren applies Decide to each of an owner's candidate children: it
+// adopts matching orphans and releases owned children that stopped
+// matching by sending patch (a strategic merge patch for child) and
+// returns the children the owner now owns. A child deleted meanwhile is
+// skipped; any other patch error stops the claim.
+func ClaimChildren[T metav1.Object](owner metav1.Object, gvk schema.GroupVersionKind, sel labels.Selector, ownerDeleting bool,
+	children []T, patch func(child T, body []byte) error) ([]T, error) {
+	var owned []T
+	for _, child := range children {
+		var body []byte
+		switch Decide(child, owner.GetUID(), sel, ownerDeleting) {
+		case Owned:
+			owned = append(owned, child)
+			continue
+		case Adopt:
+			body = AdoptPatch(owner, gvk, child.GetUID())
+		case Release:
+			body = ReleasePatch(owner.GetUID(), child.GetUID())
+		default:
+			continue
+		}
+		err := patch(child, body)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil && sel.Matches(labels.Set(child.GetLabels())) {
+			owned = append(owned, child) // adopted
+		}
+	}
+	return owned, nil
 }

@@ -10,17 +10,13 @@ package daemonset
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -46,17 +42,13 @@ type Controller struct {
 	sets     appslisters.DaemonSetLister
 	pods     listersv1.PodLister
 	nodes    listersv1.NodeLister
-	queue    ctrlutil.Queue
+	loop     *ctrlutil.Loop
 	exp      *ctrlutil.Expectations
-	synced   []cache.InformerSynced
 	recorder record.EventRecorder
 }
 
 // New returns the controller.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -66,50 +58,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	c := &Controller{
 		client: client, cfg: cfg,
 		sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(),
-		queue:  ctrlutil.NewQueue("daemonset"),
-		exp:    ctrlutil.NewExpectations(cfg.Now),
-		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+		loop: ctrlutil.NewLoop("daemonset", cfg.Workers, 2),
+		exp:  ctrlutil.NewExpectations(cfg.Now),
 	}
-	dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
-		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
-		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
-	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { c.onPod(o, 1, 0) },
-		UpdateFunc: func(o, n any) {
-			del := 0
-			if o.(*corev1.Pod).DeletionTimestamp == nil && n.(*corev1.Pod).DeletionTimestamp != nil {
-				del = 1
-			}
-			c.onPod(n, 0, del)
-		},
-		DeleteFunc: func(o any) { c.onPod(o, 0, 1) },
-	})
+	c.loop.WatchKeys(dsInf.Informer())
+	c.loop.Watch(podInf.Informer(), ctrlutil.PodHandler(ctrlutil.ObserveOwner(c.loop.Queue, c.exp, daemonSetKind.Kind)))
 	// Any node change may change where daemons belong.
-	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.loop.Watch(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.enqueueAll() },
 		UpdateFunc: func(o, n any) { c.onNodeUpdate(o.(*corev1.Node), n.(*corev1.Node)) },
 		DeleteFunc: func(any) { c.enqueueAll() },
 	})
 	return c
-}
-
-func (c *Controller) onPod(obj any, added, deleted int) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	ref := metav1.GetControllerOfNoCopy(pod)
-	if ref == nil || ref.Kind != daemonSetKind.Kind {
-		return
-	}
-	key := pod.Namespace + "/" + ref.Name
-	c.exp.Observed(key, added, deleted)
-	c.queue.Add(key)
 }
 
 func (c *Controller) onNodeUpdate(old, cur *corev1.Node) {
@@ -121,29 +81,21 @@ func (c *Controller) onNodeUpdate(old, cur *corev1.Node) {
 func (c *Controller) enqueueAll() {
 	all, _ := c.sets.List(labels.Everything())
 	for _, ds := range all {
-		c.queue.Add(ds.Namespace + "/" + ds.Name)
+		c.loop.Queue.Add(ds.Namespace + "/" + ds.Name)
 	}
 }
 
 // Run syncs DaemonSets until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "daemonset-controller")
-	return ctrlutil.Run(ctx, "daemonset", c.queue, c.cfg.Workers, c.sync, c.synced...)
+	return c.loop.Run(ctx, ctrlutil.ObjectSync(c.getSet, c.exp.Gone, c.sync))
 }
 
-func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	ds, err := c.sets.DaemonSets(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.exp.Forget(key)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+func (c *Controller) getSet(ns, name string) (*appsv1.DaemonSet, error) {
+	return c.sets.DaemonSets(ns).Get(name)
+}
+
+func (c *Controller) sync(ctx context.Context, key string, ds *appsv1.DaemonSet) error {
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	if err != nil || sel.Empty() {
 		c.recorder.Event(ds, corev1.EventTypeWarning, "SelectingAll", "This daemon set is selecting all pods. A non-empty selector is required.")
@@ -153,7 +105,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	pods, err := c.pods.Pods(ns).List(labels.Everything())
+	pods, err := c.pods.Pods(ds.Namespace).List(labels.Everything())
 	if err != nil {
 		return err
 	}
@@ -166,23 +118,23 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	hash := ctrlutil.TemplateHash(&ds.Spec.Template, ds.Status.CollisionCount)
 	deleting := ds.DeletionTimestamp != nil
 	plan := Decide(ds, nodes, byNode, hash, c.exp.Satisfied(key) && !deleting, c.cfg.Now())
-	errs := []error{c.create(ctx, key, ds, hash, plan.Create), c.delete(ctx, key, ds, plan.Delete)}
+	pc := ctrlutil.PodControl{Client: c.client, Exp: c.exp, Recorder: c.recorder}
+	errs := []error{
+		pc.CreatePods(ctx, key, ds, len(plan.Create), func(i int) *corev1.Pod { return podFor(ds, hash, plan.Create[i]) }),
+		pc.DeletePods(ctx, key, ds, plan.Delete),
+	}
 	plan.Status.CollisionCount = ds.Status.CollisionCount
 	if !equality.Semantic.DeepEqual(plan.Status, ds.Status) {
 		st := plan.Status
-		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+		errs = append(errs, ctrlutil.PatchStatus(ctx, c.client.AppsV1().DaemonSets(ds.Namespace), ds.Name, map[string]any{
 			"desiredNumberScheduled": st.DesiredNumberScheduled, "currentNumberScheduled": st.CurrentNumberScheduled,
 			"numberMisscheduled": st.NumberMisscheduled, "numberReady": st.NumberReady,
 			"updatedNumberScheduled": st.UpdatedNumberScheduled, "numberAvailable": st.NumberAvailable,
 			"numberUnavailable": st.NumberUnavailable, "observedGeneration": st.ObservedGeneration,
-		}})
-		_, err := c.client.AppsV1().DaemonSets(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("update status: %w", err))
-		}
+		}))
 	}
 	if ds.Spec.MinReadySeconds > 0 && plan.Status.NumberAvailable < plan.Status.NumberReady {
-		c.queue.AddAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second)
+		c.loop.Queue.AddAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second)
 	}
 	return errors.Join(errs...)
 }
@@ -232,49 +184,4 @@ func podFor(ds *appsv1.DaemonSet, hash, node string) *corev1.Pod {
 		},
 		Spec: *spec,
 	}
-}
-
-func (c *Controller) create(ctx context.Context, key string, ds *appsv1.DaemonSet, hash string, nodes []string) error {
-	if len(nodes) == 0 {
-		return nil
-	}
-	c.exp.Expect(key, len(nodes), 0)
-	var next, attempted atomic.Int64
-	_, err := ctrlutil.SlowStart(ctx, len(nodes), func(ctx context.Context) error {
-		attempted.Add(1)
-		node := nodes[next.Add(1)-1]
-		created, err := c.client.CoreV1().Pods(ds.Namespace).Create(ctx, podFor(ds, hash, node), metav1.CreateOptions{})
-		if err != nil {
-			c.exp.Observed(key, 1, 0)
-			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
-			return err
-		}
-		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
-		return nil
-	})
-	if err != nil {
-		c.exp.Observed(key, len(nodes)-int(attempted.Load()), 0)
-		return fmt.Errorf("create daemon pods: %w", err)
-	}
-	return nil
-}
-
-func (c *Controller) delete(ctx context.Context, key string, ds *appsv1.DaemonSet, pods []*corev1.Pod) error {
-	if len(pods) == 0 {
-		return nil
-	}
-	c.exp.Expect(key, 0, len(pods))
-	var errs []error
-	for _, pod := range pods {
-		err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil {
-			c.exp.Observed(key, 0, 1)
-			if !apierrors.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", pod.Name)
-	}
-	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -167,19 +168,7 @@ func waitPods(t *testing.T, client kubernetes.Interface, want map[string]string)
 func TestControllerFollowsNodes(t *testing.T) {
 	client := fakeapi.New(daemonSet(), node("w1", true), node("m1", false),
 		node("t1", true, corev1.Taint{Key: "dedicated", Effect: corev1.TaintEffectNoSchedule}))
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c := New(client, factory, Config{})
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		factory.Shutdown()
-	})
+	ctx := ctrltest.Start(t, client, func(f informers.SharedInformerFactory) ctrltest.Runner { return New(client, f, Config{}) })
 	waitPods(t, client, map[string]string{"w1": "v1"})
 	pods, _ := client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
 	p := pods.Items[0]

@@ -43,16 +43,12 @@ type Controller struct {
 	cfg         Config
 	deployments appslisters.DeploymentLister
 	rsets       appslisters.ReplicaSetLister
-	queue       ctrlutil.Queue
-	synced      []cache.InformerSynced
+	loop        *ctrlutil.Loop
 	recorder    record.EventRecorder
 }
 
 // New returns the Deployment controller.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -61,15 +57,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	c := &Controller{
 		client: client, cfg: cfg,
 		deployments: dInf.Lister(), rsets: rsInf.Lister(),
-		queue:  ctrlutil.NewQueue("deployment"),
-		synced: []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced},
+		loop: ctrlutil.NewLoop("deployment", cfg.Workers, 5),
 	}
-	dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
-		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
-		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
-	})
-	rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.loop.WatchKeys(dInf.Informer())
+	c.loop.Watch(rsInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onReplicaSet,
 		UpdateFunc: func(_, n any) { c.onReplicaSet(n) },
 		DeleteFunc: c.onReplicaSet,
@@ -78,23 +69,20 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 }
 
 func (c *Controller) onReplicaSet(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := ctrlutil.Unwrap[*appsv1.ReplicaSet](obj)
 	if !ok {
 		return
 	}
-	if ref := metav1.GetControllerOfNoCopy(rs); ref != nil {
-		if ref.Kind == deploymentKind.Kind {
-			c.queue.Add(rs.Namespace + "/" + ref.Name)
+	if metav1.GetControllerOfNoCopy(rs) != nil {
+		if key, ok := ctrlutil.OwnerKey(rs, deploymentKind.Kind); ok {
+			c.loop.Queue.Add(key)
 		}
 		return
 	}
 	ds, _ := c.deployments.Deployments(rs.Namespace).List(labels.Everything())
 	for _, d := range ds {
 		if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
-			c.queue.Add(rs.Namespace + "/" + d.Name)
+			c.loop.Queue.Add(rs.Namespace + "/" + d.Name)
 		}
 	}
 }
@@ -102,21 +90,14 @@ func (c *Controller) onReplicaSet(obj any) {
 // Run syncs deployments until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "deployment-controller")
-	return ctrlutil.Run(ctx, "deployment", c.queue, c.cfg.Workers, c.sync, c.synced...)
+	return c.loop.Run(ctx, ctrlutil.ObjectSync(c.getDeployment, nil, c.sync))
 }
 
-func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	d, err := c.deployments.Deployments(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+func (c *Controller) getDeployment(ns, name string) (*appsv1.Deployment, error) {
+	return c.deployments.Deployments(ns).Get(name)
+}
+
+func (c *Controller) sync(ctx context.Context, key string, d *appsv1.Deployment) error {
 	if d.DeletionTimestamp != nil {
 		return nil
 	}
@@ -154,17 +135,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	st, recheck := CalculateStatus(d, s.newRS, all, unavail, s.progressed, c.cfg.Now())
 	if !equality.Semantic.DeepEqual(st, d.Status) {
-		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+		if err := ctrlutil.PatchStatus(ctx, c.client.AppsV1().Deployments(d.Namespace), d.Name, map[string]any{
 			"observedGeneration": st.ObservedGeneration, "replicas": st.Replicas, "updatedReplicas": st.UpdatedReplicas,
 			"readyReplicas": st.ReadyReplicas, "availableReplicas": st.AvailableReplicas,
 			"unavailableReplicas": st.UnavailableReplicas, "conditions": st.Conditions,
-		}})
-		if _, err := c.client.AppsV1().Deployments(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("update status: %w", err)
+		}); err != nil {
+			return err
 		}
 	}
 	if recheck > 0 {
-		c.queue.AddAfter(key, recheck+time.Second)
+		c.loop.Queue.AddAfter(key, recheck+time.Second)
 	}
 	return c.cleanup(ctx, d, s.old)
 }
@@ -176,29 +156,13 @@ func (c *Controller) claim(ctx context.Context, d *appsv1.Deployment, sel labels
 	if err != nil {
 		return nil, err
 	}
-	var owned []*appsv1.ReplicaSet
-	for _, rs := range all {
-		var patch []byte
-		switch ctrlutil.Decide(rs, d.UID, sel, false) {
-		case ctrlutil.Owned:
-			owned = append(owned, rs)
-			continue
-		case ctrlutil.Adopt:
-			patch = ctrlutil.AdoptPatch(d, deploymentKind, rs.UID)
-		case ctrlutil.Release:
-			patch = ctrlutil.ReleasePatch(d.UID, rs.UID)
-		default:
-			continue
-		}
+	return ctrlutil.ClaimChildren(d, deploymentKind, sel, false, all, func(rs *appsv1.ReplicaSet, patch []byte) error {
 		_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("claim replicaset %s/%s: %w", rs.Namespace, rs.Name, err)
+		if err != nil {
+			return fmt.Errorf("claim replicaset %s/%s: %w", rs.Namespace, rs.Name, err)
 		}
-		if err == nil && sel.Matches(labels.Set(rs.Labels)) {
-			owned = append(owned, rs)
-		}
-	}
-	return owned, nil
+		return nil
+	})
 }
 
 // cleanup deletes the oldest fully scaled-down ReplicaSets beyond

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -48,12 +49,9 @@ type harness struct {
 func start(t *testing.T, d *appsv1.Deployment) *harness {
 	t.Helper()
 	h := &harness{t: t, client: fakeapi.New(d)}
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(h.client, 0)
-	c := New(h.client, factory, Config{})
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	ctx := ctrltest.Start(t, h.client, func(f informers.SharedInformerFactory) ctrltest.Runner { return New(h.client, f, Config{}) })
+	// The simulator stops before the controller (cleanups run last first).
+	ctx, stop := context.WithCancel(ctx)
 	simDone := make(chan struct{})
 	go func() {
 		defer close(simDone)
@@ -63,12 +61,8 @@ func start(t *testing.T, d *appsv1.Deployment) *harness {
 		}
 	}()
 	t.Cleanup(func() {
-		cancel()
+		stop()
 		<-simDone
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		factory.Shutdown()
 	})
 	return h
 }

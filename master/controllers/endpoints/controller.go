@@ -43,15 +43,11 @@ type Controller struct {
 	pods     listersv1.PodLister
 	eps      listersv1.EndpointsLister
 	slices   discoverylisters.EndpointSliceLister
-	queue    ctrlutil.Queue
-	synced   []cache.InformerSynced
+	loop     *ctrlutil.Loop
 }
 
 // New returns the controller.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
-	}
 	svcInf := factory.Core().V1().Services()
 	podInf := factory.Core().V1().Pods()
 	epInf := factory.Core().V1().Endpoints()
@@ -59,80 +55,63 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	c := &Controller{
 		client: client, cfg: cfg,
 		services: svcInf.Lister(), pods: podInf.Lister(), eps: epInf.Lister(), slices: sliceInf.Lister(),
-		queue: ctrlutil.NewQueue("endpoints"),
-		synced: []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced,
-			epInf.Informer().HasSynced, sliceInf.Informer().HasSynced},
+		loop: ctrlutil.NewLoop("endpoints", cfg.Workers, 5),
 	}
-	enqueue := func(o any) { ctrlutil.Enqueue(c.queue, o) }
-	svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, n any) { enqueue(n) }, DeleteFunc: enqueue,
-	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	enqueue := func(o any) { ctrlutil.Enqueue(c.loop.Queue, o) }
+	c.loop.WatchKeys(svcInf.Informer())
+	c.loop.Watch(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onPod,
 		UpdateFunc: func(o, n any) { c.onPod(o); c.onPod(n) },
 		DeleteFunc: c.onPod,
 	})
 	// Someone else editing or deleting what we publish gets repaired.
-	epInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.loop.Watch(epInf.Informer(), cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, n any) { enqueue(n) }, DeleteFunc: enqueue,
 	})
-	sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.loop.Watch(sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, n any) { c.onSlice(n) }, DeleteFunc: c.onSlice,
 	})
 	return c
 }
 
 func (c *Controller) onPod(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := ctrlutil.Unwrap[*corev1.Pod](obj)
 	if !ok {
 		return
 	}
 	svcs, _ := c.services.Services(pod.Namespace).List(labels.Everything())
 	for _, svc := range svcs {
 		if len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			c.queue.Add(svc.Namespace + "/" + svc.Name)
+			c.loop.Queue.Add(svc.Namespace + "/" + svc.Name)
 		}
 	}
 }
 
 func (c *Controller) onSlice(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	s, ok := obj.(*discoveryv1.EndpointSlice)
+	s, ok := ctrlutil.Unwrap[*discoveryv1.EndpointSlice](obj)
 	if !ok || s.Labels[discoveryv1.LabelManagedBy] != ManagedBy {
 		return
 	}
 	if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-		c.queue.Add(s.Namespace + "/" + name)
+		c.loop.Queue.Add(s.Namespace + "/" + name)
 	}
 }
 
 // Run syncs services until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	return ctrlutil.Run(ctx, "endpoints", c.queue, c.cfg.Workers, c.sync, c.synced...)
+	return c.loop.Run(ctx, ctrlutil.ObjectSync(c.getService, c.removeAll, c.sync))
 }
 
-func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	svc, err := c.services.Services(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return c.removeAll(ctx, ns, name)
-	}
-	if err != nil {
-		return err
-	}
+func (c *Controller) getService(ns, name string) (*corev1.Service, error) {
+	return c.services.Services(ns).Get(name)
+}
+
+func (c *Controller) sync(ctx context.Context, _ string, svc *corev1.Service) error {
 	if len(svc.Spec.Selector) == 0 || svc.Spec.Type == corev1.ServiceTypeExternalName {
 		// Endpoints of selector-less services belong to their users.
 		return nil
 	}
-	pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+	pods, err := c.pods.Pods(svc.Namespace).List(labels.SelectorFromSet(svc.Spec.Selector))
 	if err != nil {
 		return err
 	}
@@ -227,7 +206,11 @@ func (c *Controller) syncSlices(ctx context.Context, svc *corev1.Service, want [
 }
 
 // removeAll deletes what was published for a deleted service.
-func (c *Controller) removeAll(ctx context.Context, ns, name string) error {
+func (c *Controller) removeAll(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
 	var errs []error
 	if _, err := c.eps.Endpoints(ns).Get(name); err == nil {
 		if err := c.client.CoreV1().Endpoints(ns).Delete(ctx, name, metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {

@@ -1,10 +1,8 @@
 package endpoints
 
 import (
-	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -13,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -103,29 +102,7 @@ func TestDesiredSliceConditions(t *testing.T) {
 
 func TestControllerPublishesAndFollowsPods(t *testing.T) {
 	client := fakeapi.New(service(), pod("a", "10.0.0.1"), pod("b", "10.0.0.2", notReady))
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c := New(client, factory, Config{})
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		factory.Shutdown()
-	})
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	ctx := ctrltest.Start(t, client, func(f informers.SharedInformerFactory) ctrltest.Runner { return New(client, f, Config{}) })
 	ready := func() (int, int) {
 		ep, err := client.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil || len(ep.Subsets) == 0 {
@@ -140,25 +117,25 @@ func TestControllerPublishesAndFollowsPods(t *testing.T) {
 		}
 		return len(l.Items[0].Endpoints)
 	}
-	wait("endpoints 1 ready 1 not ready", func() bool { r, n := ready(); return r == 1 && n == 1 })
-	wait("slice with 2 endpoints", func() bool { return sliceEndpoints() == 2 })
+	ctrltest.WaitFor(t, "endpoints 1 ready 1 not ready", func() bool { r, n := ready(); return r == 1 && n == 1 })
+	ctrltest.WaitFor(t, "slice with 2 endpoints", func() bool { return sliceEndpoints() == 2 })
 
 	b, _ := client.CoreV1().Pods("default").Get(ctx, "b", metav1.GetOptions{})
 	b.Status.Conditions[0].Status = corev1.ConditionTrue
 	if _, err := client.CoreV1().Pods("default").UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wait("b becomes ready", func() bool { r, n := ready(); return r == 2 && n == 0 })
+	ctrltest.WaitFor(t, "b becomes ready", func() bool { r, n := ready(); return r == 2 && n == 0 })
 	if err := client.CoreV1().Pods("default").Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wait("a removed", func() bool { r, _ := ready(); return r == 1 })
-	wait("slice with 1 endpoint", func() bool { return sliceEndpoints() == 1 })
+	ctrltest.WaitFor(t, "a removed", func() bool { r, _ := ready(); return r == 1 })
+	ctrltest.WaitFor(t, "slice with 1 endpoint", func() bool { return sliceEndpoints() == 1 })
 
 	if err := client.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wait("endpoints and slices removed", func() bool {
+	ctrltest.WaitFor(t, "endpoints and slices removed", func() bool {
 		_, err := client.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		l, _ := client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{})
 		return err != nil && len(l.Items) == 0

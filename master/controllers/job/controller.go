@@ -9,22 +9,17 @@ package job
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
@@ -44,17 +39,13 @@ type Controller struct {
 	cfg      Config
 	jobs     batchlisters.JobLister
 	pods     listersv1.PodLister
-	queue    ctrlutil.Queue
+	loop     *ctrlutil.Loop
 	exp      *ctrlutil.Expectations
-	synced   []cache.InformerSynced
 	recorder record.EventRecorder
 }
 
 // New returns the controller.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -62,63 +53,23 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	podInf := factory.Core().V1().Pods()
 	c := &Controller{
 		client: client, cfg: cfg, jobs: jobInf.Lister(), pods: podInf.Lister(),
-		queue: ctrlutil.NewQueue("job"), exp: ctrlutil.NewExpectations(cfg.Now),
-		synced: []cache.InformerSynced{jobInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		loop: ctrlutil.NewLoop("job", cfg.Workers, 5), exp: ctrlutil.NewExpectations(cfg.Now),
 	}
-	jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
-		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
-		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
-	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { c.onPod(o, 1, 0) },
-		UpdateFunc: func(o, n any) {
-			del := 0
-			if o.(*corev1.Pod).DeletionTimestamp == nil && n.(*corev1.Pod).DeletionTimestamp != nil {
-				del = 1
-			}
-			c.onPod(n, 0, del)
-		},
-		DeleteFunc: func(o any) { c.onPod(o, 0, 1) },
-	})
+	c.loop.WatchKeys(jobInf.Informer())
+	c.loop.Watch(podInf.Informer(), ctrlutil.PodHandler(ctrlutil.ObserveOwner(c.loop.Queue, c.exp, jobKind.Kind)))
 	return c
-}
-
-func (c *Controller) onPod(obj any, added, deleted int) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == jobKind.Kind {
-		key := pod.Namespace + "/" + ref.Name
-		c.exp.Observed(key, added, deleted)
-		c.queue.Add(key)
-	}
 }
 
 // Run syncs Jobs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "job-controller")
-	return ctrlutil.Run(ctx, "job", c.queue, c.cfg.Workers, c.sync, c.synced...)
+	return c.loop.Run(ctx, ctrlutil.ObjectSync(c.getJob, c.exp.Gone, c.sync))
 }
 
-func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	job, err := c.jobs.Jobs(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.exp.Forget(key)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	all, err := c.pods.Pods(ns).List(labels.Everything())
+func (c *Controller) getJob(ns, name string) (*batchv1.Job, error) { return c.jobs.Jobs(ns).Get(name) }
+
+func (c *Controller) sync(ctx context.Context, key string, job *batchv1.Job) error {
+	all, err := c.pods.Pods(job.Namespace).List(labels.Everything())
 	if err != nil {
 		return err
 	}
@@ -129,7 +80,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	plan := Decide(job, owned, c.exp.Satisfied(key) && job.DeletionTimestamp == nil, c.cfg.Now())
-	errs := []error{c.create(ctx, key, job, plan.Create), c.delete(ctx, key, job, plan.Delete)}
+	pc := ctrlutil.PodControl{Client: c.client, Exp: c.exp, Recorder: c.recorder}
+	errs := []error{
+		pc.CreatePods(ctx, key, job, plan.Create, func(int) *corev1.Pod { return c.podFor(job) }),
+		pc.DeletePods(ctx, key, job, plan.Delete),
+	}
 	if !equality.Semantic.DeepEqual(plan.Status, job.Status) {
 		st := plan.Status
 		for _, cond := range st.Conditions {
@@ -140,17 +95,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 				c.recorder.Event(job, corev1.EventTypeNormal, "Completed", "Job completed")
 			}
 		}
-		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+		errs = append(errs, ctrlutil.PatchStatus(ctx, c.client.BatchV1().Jobs(job.Namespace), job.Name, map[string]any{
 			"active": st.Active, "succeeded": st.Succeeded, "failed": st.Failed, "ready": st.Ready,
 			"startTime": st.StartTime, "completionTime": st.CompletionTime, "conditions": st.Conditions,
-		}})
-		_, err := c.client.BatchV1().Jobs(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("update status: %w", err))
-		}
+		}))
 	}
 	if plan.Requeue > 0 {
-		c.queue.AddAfter(key, plan.Requeue)
+		c.loop.Queue.AddAfter(key, plan.Requeue)
 	}
 	return errors.Join(errs...)
 }
@@ -172,48 +123,4 @@ func (c *Controller) podFor(job *batchv1.Job) *corev1.Pod {
 		},
 		Spec: *job.Spec.Template.Spec.DeepCopy(),
 	}
-}
-
-func (c *Controller) create(ctx context.Context, key string, job *batchv1.Job, n int) error {
-	if n == 0 {
-		return nil
-	}
-	c.exp.Expect(key, n, 0)
-	var attempted atomic.Int64
-	_, err := ctrlutil.SlowStart(ctx, n, func(ctx context.Context) error {
-		attempted.Add(1)
-		created, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, c.podFor(job), metav1.CreateOptions{})
-		if err != nil {
-			c.exp.Observed(key, 1, 0)
-			c.recorder.Eventf(job, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
-			return err
-		}
-		c.recorder.Eventf(job, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
-		return nil
-	})
-	if err != nil {
-		c.exp.Observed(key, n-int(attempted.Load()), 0)
-		return fmt.Errorf("create job pods: %w", err)
-	}
-	return nil
-}
-
-func (c *Controller) delete(ctx context.Context, key string, job *batchv1.Job, pods []*corev1.Pod) error {
-	if len(pods) == 0 {
-		return nil
-	}
-	c.exp.Expect(key, 0, len(pods))
-	var errs []error
-	for _, p := range pods {
-		err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-		if err != nil {
-			c.exp.Observed(key, 0, 1)
-			if !apierrors.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		c.recorder.Eventf(job, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
-	}
-	return errors.Join(errs...)
 }

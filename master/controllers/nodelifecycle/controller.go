@@ -215,8 +215,7 @@ func (c *Controller) evict(ctx context.Context, node *corev1.Node, now time.Time
 		if !ok || now.Before(at) {
 			continue
 		}
-		err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err := ctrlutil.DeletePod(ctx, c.client, p); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("evict pod %s/%s: %w", p.Namespace, p.Name, err))
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -32,30 +33,7 @@ func replicaSet(n int32) *appsv1.ReplicaSet {
 
 func run(t *testing.T, client kubernetes.Interface, newFn func(kubernetes.Interface, informers.SharedInformerFactory, Config) *Controller) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c := newFn(client, factory, Config{})
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		factory.Shutdown()
-	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ctrltest.Start(t, client, func(f informers.SharedInformerFactory) ctrltest.Runner { return newFn(client, f, Config{}) })
 }
 
 func activePods(t *testing.T, client kubernetes.Interface, ownerUID string) []corev1.Pod {
@@ -80,7 +58,7 @@ func TestReplicaSetScalesAndAdopts(t *testing.T) {
 	run(t, client, New)
 	ctx := context.Background()
 
-	waitFor(t, "3 owned pods (orphan adopted + 2 created)", func() bool { return len(activePods(t, client, "rs-uid")) == 3 })
+	ctrltest.WaitFor(t, "3 owned pods (orphan adopted + 2 created)", func() bool { return len(activePods(t, client, "rs-uid")) == 3 })
 	pods := activePods(t, client, "rs-uid")
 	adopted := false
 	for _, p := range pods {
@@ -96,7 +74,7 @@ func TestReplicaSetScalesAndAdopts(t *testing.T) {
 	if s, _ := client.CoreV1().Pods("default").Get(ctx, "stranger", metav1.GetOptions{}); metav1.GetControllerOf(s) != nil {
 		t.Fatal("pod not matching the selector was adopted")
 	}
-	waitFor(t, "status.replicas=3", func() bool {
+	ctrltest.WaitFor(t, "status.replicas=3", func() bool {
 		rs, _ := client.AppsV1().ReplicaSets("default").Get(ctx, "web", metav1.GetOptions{})
 		return rs.Status.Replicas == 3
 	})
@@ -107,7 +85,7 @@ func TestReplicaSetScalesAndAdopts(t *testing.T) {
 	if _, err := client.AppsV1().ReplicaSets("default").Update(ctx, rs, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "scale down to 1", func() bool { return len(activePods(t, client, "rs-uid")) == 1 })
+	ctrltest.WaitFor(t, "scale down to 1", func() bool { return len(activePods(t, client, "rs-uid")) == 1 })
 	time.Sleep(100 * time.Millisecond) // observation window: no overshoot
 	if n := len(activePods(t, client, "rs-uid")); n != 1 {
 		t.Fatalf("after settling %d pods, want 1", n)
@@ -122,7 +100,7 @@ func TestReplicationControllerSharesCore(t *testing.T) {
 	}
 	client := fakeapi.New(rc)
 	run(t, client, NewReplicationController)
-	waitFor(t, "2 pods for the RC", func() bool { return len(activePods(t, client, "rc-uid")) == 2 })
+	ctrltest.WaitFor(t, "2 pods for the RC", func() bool { return len(activePods(t, client, "rc-uid")) == 2 })
 	p := activePods(t, client, "rc-uid")[0]
 	if ref := metav1.GetControllerOf(&p); ref.Kind != "ReplicationController" || ref.APIVersion != "v1" {
 		t.Fatalf("owner ref = %+v", ref)
@@ -131,7 +109,7 @@ func TestReplicationControllerSharesCore(t *testing.T) {
 	if err := client.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "replacement pod", func() bool {
+	ctrltest.WaitFor(t, "replacement pod", func() bool {
 		ps := activePods(t, client, "rc-uid")
 		return len(ps) == 2 && ps[0].Name != p.Name && ps[1].Name != p.Name
 	})

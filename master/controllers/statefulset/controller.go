@@ -19,12 +19,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
@@ -43,78 +41,36 @@ type Controller struct {
 	cfg      Config
 	sets     appslisters.StatefulSetLister
 	pods     listersv1.PodLister
-	queue    ctrlutil.Queue
+	loop     *ctrlutil.Loop
 	exp      *ctrlutil.Expectations
-	synced   []cache.InformerSynced
 	recorder record.EventRecorder
 }
 
 // New returns the controller.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
 	setInf := factory.Apps().V1().StatefulSets()
 	podInf := factory.Core().V1().Pods()
 	c := &Controller{
 		client: client, cfg: cfg, sets: setInf.Lister(), pods: podInf.Lister(),
-		queue: ctrlutil.NewQueue("statefulset"), exp: ctrlutil.NewExpectations(time.Now),
-		synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		loop: ctrlutil.NewLoop("statefulset", cfg.Workers, 2), exp: ctrlutil.NewExpectations(time.Now),
 	}
-	setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { ctrlutil.Enqueue(c.queue, o) },
-		UpdateFunc: func(_, n any) { ctrlutil.Enqueue(c.queue, n) },
-		DeleteFunc: func(o any) { ctrlutil.Enqueue(c.queue, o) },
-	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { c.onPod(o, 1, 0) },
-		UpdateFunc: func(o, n any) {
-			del := 0
-			if o.(*corev1.Pod).DeletionTimestamp == nil && n.(*corev1.Pod).DeletionTimestamp != nil {
-				del = 1
-			}
-			c.onPod(n, 0, del)
-		},
-		DeleteFunc: func(o any) { c.onPod(o, 0, 1) },
-	})
+	c.loop.WatchKeys(setInf.Informer())
+	c.loop.Watch(podInf.Informer(), ctrlutil.PodHandler(ctrlutil.ObserveOwner(c.loop.Queue, c.exp, statefulSetKind.Kind)))
 	return c
-}
-
-func (c *Controller) onPod(obj any, added, deleted int) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == statefulSetKind.Kind {
-		key := pod.Namespace + "/" + ref.Name
-		c.exp.Observed(key, added, deleted)
-		c.queue.Add(key)
-	}
 }
 
 // Run syncs StatefulSets until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	c.recorder = ctrlutil.NewRecorder(ctx, c.client, "statefulset-controller")
-	return ctrlutil.Run(ctx, "statefulset", c.queue, c.cfg.Workers, c.sync, c.synced...)
+	return c.loop.Run(ctx, ctrlutil.ObjectSync(c.getSet, c.exp.Gone, c.sync))
 }
 
-func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	set, err := c.sets.StatefulSets(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.exp.Forget(key)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	all, err := c.pods.Pods(ns).List(labels.Everything())
+func (c *Controller) getSet(ns, name string) (*appsv1.StatefulSet, error) {
+	return c.sets.StatefulSets(ns).Get(name)
+}
+
+func (c *Controller) sync(ctx context.Context, key string, set *appsv1.StatefulSet) error {
+	all, err := c.pods.Pods(set.Namespace).List(labels.Everything())
 	if err != nil {
 		return err
 	}
@@ -134,8 +90,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		errs = append(errs, c.create(ctx, key, set, ord, revision))
 	}
 	for _, pod := range plan.Delete {
-		err := c.client.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil {
+		if err := ctrlutil.DeletePod(ctx, c.client, pod); err != nil {
 			c.exp.Observed(key, 0, 1)
 			if !apierrors.IsNotFound(err) {
 				errs = append(errs, err)
@@ -148,14 +103,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	plan.Status.Conditions = set.Status.Conditions
 	if !equality.Semantic.DeepEqual(plan.Status, set.Status) {
 		st := plan.Status
-		patch := ctrlutil.MergePatch(map[string]any{"status": map[string]any{
+		errs = append(errs, ctrlutil.PatchStatus(ctx, c.client.AppsV1().StatefulSets(set.Namespace), set.Name, map[string]any{
 			"observedGeneration": st.ObservedGeneration, "replicas": st.Replicas, "readyReplicas": st.ReadyReplicas,
 			"currentReplicas": st.CurrentReplicas, "updatedReplicas": st.UpdatedReplicas, "availableReplicas": st.AvailableReplicas,
 			"currentRevision": st.CurrentRevision, "updateRevision": st.UpdateRevision,
-		}})
-		if _, err := c.client.AppsV1().StatefulSets(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("update status: %w", err))
-		}
+		}))
 	}
 	return errors.Join(errs...)
 }

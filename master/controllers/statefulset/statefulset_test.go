@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -109,19 +110,7 @@ func kubelet(ctx context.Context, client kubernetes.Interface) {
 
 func TestControllerOrderedLifecycle(t *testing.T) {
 	client := fakeapi.New(statefulSet(3, appsv1.OrderedReadyPodManagement))
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c := New(client, factory, Config{})
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		factory.Shutdown()
-	})
+	ctx := ctrltest.Start(t, client, func(f informers.SharedInformerFactory) ctrltest.Runner { return New(client, f, Config{}) })
 	var order []string
 	seen := map[string]bool{}
 	state := func() string {

@@ -327,13 +327,15 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 }
 
 type statusRecorder struct {
-	mu   sync.Mutex
-	last map[string]v1.PodStatus
-	pods map[string]*v1.Pod
+	mu    sync.Mutex
+	last  map[string]v1.PodStatus
+	pods  map[string]*v1.Pod
+	ready map[string][]v1.ConditionStatus // Ready condition per status change, in order
+	calls map[string]int                  // status changes reported per pod
 }
 
 func newStatusRecorder() *statusRecorder {
-	return &statusRecorder{last: map[string]v1.PodStatus{}, pods: map[string]*v1.Pod{}}
+	return &statusRecorder{last: map[string]v1.PodStatus{}, pods: map[string]*v1.Pod{}, ready: map[string][]v1.ConditionStatus{}, calls: map[string]int{}}
 }
 
 func (r *statusRecorder) PodStatusChanged(pod *v1.Pod, st v1.PodStatus) {
@@ -341,6 +343,27 @@ func (r *statusRecorder) PodStatusChanged(pod *v1.Pod, st v1.PodStatus) {
 	defer r.mu.Unlock()
 	r.last[pod.Name] = st
 	r.pods[pod.Name] = pod
+	r.calls[pod.Name]++
+	for _, c := range st.Conditions {
+		if c.Type == v1.PodReady {
+			if h := r.ready[pod.Name]; len(h) == 0 || h[len(h)-1] != c.Status {
+				r.ready[pod.Name] = append(h, c.Status)
+			}
+		}
+	}
+}
+
+func (r *statusRecorder) count(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[name]
+}
+
+// readyHistory is the sequence of distinct Ready condition values seen.
+func (r *statusRecorder) readyHistory(name string) []v1.ConditionStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]v1.ConditionStatus(nil), r.ready[name]...)
 }
 
 func (r *statusRecorder) get(name string) (v1.PodStatus, bool) {

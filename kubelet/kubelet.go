@@ -1,7 +1,8 @@
 // Package kubelet is hoist's node agent. Run only wires small managers
 // together — pod sources (config), pod workers, the pod syncer, runtime
 // (containerd), network (CNI), volumes and status — and owns none of their
-// logic. The API source, node registration and mirror pods plug in here later.
+// logic. With an API client it also runs the API pod source, node
+// registration and lease, the pod status writer and mirror pods (api.go).
 package kubelet
 
 import (
@@ -18,12 +19,16 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/typeurl/v2"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/kubelet/backoff"
 	"github.com/hoist-project/hoist/kubelet/config"
 	"github.com/hoist-project/hoist/kubelet/network"
 	"github.com/hoist-project/hoist/kubelet/podsync"
 	"github.com/hoist-project/hoist/kubelet/podworkers"
+	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
@@ -52,6 +57,15 @@ type Config struct {
 	ManifestInterval    time.Duration // static dir poll, default 1 s
 	StatusSink          status.Sink   // optional
 	Log                 *slog.Logger
+
+	// API side. Without a Client the kubelet runs static pods only.
+	Client     kubernetes.Interface
+	NodeLabels map[string]string // added to the well-known node labels
+	NodeTaints []v1.Taint        // set when the node registers
+	MaxPods    int64             // default 110
+	// ProbeDial opens probe connections to pod IPs (nil: from CNIHostNetNS
+	// when set, where the pod network is reachable; else the kubelet's own).
+	ProbeDial probes.DialFunc
 }
 
 func (c *Config) defaults() error {
@@ -90,10 +104,28 @@ func (c *Config) defaults() error {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.ProbeDial == nil && c.CNIHostNetNS != "" {
+		c.ProbeDial = dialInNetNS(c.CNIHostNetNS)
+	}
 	if c.Housekeeping <= 0 {
 		c.Housekeeping = 2 * time.Second
 	}
 	return nil
+}
+
+// dialInNetNS dials from inside a netns: the socket keeps the netns it was
+// created in, so the connection can be used from any goroutine.
+func dialInNetNS(nsPath string) probes.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		err := nsutil.Do(nsPath, func() error {
+			var d net.Dialer
+			var err error
+			conn, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}
 }
 
 func firstHostIP() string {
@@ -144,13 +176,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	syncer := &podsync.Syncer{
-		Runtime: rt, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(cfg.StatusSink),
-		Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	workers := podworkers.New(ctx, podworkers.Config{
-		Sync: syncer.SyncPod, Kill: syncer.KillPod, Resync: cfg.Resync,
+	defer cancel()
+	api, err := startAPI(ctx, cfg, log, client, netw)
+	if err != nil {
+		return err
+	}
+	defer api.stop()
+	var workers *podworkers.Workers
+	prober := &probes.Manager{
+		Runner: &probes.Prober{Exec: rt, Dial: cfg.ProbeDial}, Events: api.recorder(), Log: log,
+		Seeds:    probes.DirSeeds{Dir: filepath.Join(cfg.RootDir, "probes")},
+		OnChange: func(uid types.UID) { workers.Kick(uid) },
+	}
+	syncer := &podsync.Syncer{
+		Runtime: rt, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(api.sink(cfg.StatusSink)),
+		Probes: prober, Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
+	}
+	workers = podworkers.New(ctx, podworkers.Config{
+		Sync: api.afterSync(syncer.SyncPod), Kill: api.afterKill(syncer.KillPod), Resync: cfg.Resync,
 		OnError: func(pod *v1.Pod, op string, err error) {
 			log.Error("pod "+op+" failed", "pod", pod.Namespace+"/"+pod.Name, "uid", pod.UID, "err", err)
 		},
@@ -163,6 +207,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var sources []config.Source
 	if cfg.ManifestDir != "" {
 		sources = append(sources, &config.StaticDir{Dir: cfg.ManifestDir, NodeName: cfg.NodeName, Interval: cfg.ManifestInterval, Log: log})
+	}
+	if api.source != nil {
+		sources = append(sources, api.source)
 	}
 	updates := make(chan config.PodUpdate) // unbuffered: see Source.HasSynced
 	errc := make(chan error, len(sources))
@@ -184,6 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return err
 		case u := <-updates:
+			api.observe(u)
 			if u.Op == config.Remove {
 				workers.Remove(u.Pod)
 			} else {
@@ -194,6 +242,7 @@ func Run(ctx context.Context, cfg Config) error {
 				if err := removeOrphans(ctx, rt, workers); err != nil && ctx.Err() == nil {
 					log.Error("orphan scan failed", "err", err)
 				}
+				api.sweepMirrors(ctx, time.Now())
 			}
 		}
 	}

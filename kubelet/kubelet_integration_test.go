@@ -184,6 +184,11 @@ func TestIntegrationKubelet(t *testing.T) {
 		}
 	})
 
+	t.Run("Probes", func(t *testing.T) { testProbes(t, s) })
+	t.Run("ReadinessSurvivesRestart", func(t *testing.T) { testReadinessSurvivesRestart(t, s) })
+	t.Run("APISide", func(t *testing.T) { testAPISide(t, s) })
+	t.Run("ExecProbeTimeout", func(t *testing.T) { testExecProbeTimeout(t, s) })
+
 	t.Run("CrashLoopBackOff", func(t *testing.T) {
 		n := s.newNode(t, 15)
 		n.start()

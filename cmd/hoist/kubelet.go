@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hoist-project/hoist/kubelet"
 	"github.com/hoist-project/hoist/kubelet/runtime/crilog"
@@ -19,7 +25,8 @@ import (
 const kubeletUsage = `usage: hoist kubelet [--root-dir DIR] [--manifest-dir DIR] [--containerd-address SOCK]
   [--containerd-namespace NS] [--cni-conf-dir DIR] [--cni-bin-dir DIR[:DIR...]] [--image-dir DIR]
   [--log-root DIR] [--node-name NAME] [--pause-image REF] [--cgroup-parent NAME] [--cni-host-netns PATH]
-  [--sync-frequency DURATION]`
+  [--sync-frequency DURATION] [--kubeconfig FILE] [--node-ip IP] [--node-labels K=V,...]
+  [--register-with-taints K=V:EFFECT,...] [--max-pods N]`
 
 // runKubelet parses flags into kubelet.Config and runs the node agent. The
 // same command, invoked by containerd's shim with --log-driver=FILE, is the
@@ -44,6 +51,11 @@ func runKubelet(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.PauseImage, "pause-image", images.PauseImage, "sandbox (pause) image")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "kubepods", "parent cgroup of all pods")
 	resync := fs.Duration("sync-frequency", 10*time.Second, "periodic sync of every pod")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server (empty: static pods only)")
+	fs.StringVar(&cfg.HostIP, "node-ip", "", "node InternalIP (default: the first global IPv4 address)")
+	nodeLabels := fs.String("node-labels", "", "labels added to the Node: key=value,...")
+	taints := fs.String("register-with-taints", "", "taints of the Node at registration: key=value:Effect,...")
+	fs.Int64Var(&cfg.MaxPods, "max-pods", 110, "pods this node can run (node capacity)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("kubelet: %v\n%s", err, kubeletUsage)}
 	}
@@ -54,6 +66,69 @@ func runKubelet(ctx context.Context, args []string) error {
 		cfg.CNIBinDirs = append(cfg.CNIBinDirs, filepath.Clean(d))
 	}
 	cfg.Resync = *resync
+	if cfg.HostIP != "" && net.ParseIP(cfg.HostIP) == nil {
+		return usageError{fmt.Sprintf("kubelet: --node-ip %q is not an IP address", cfg.HostIP)}
+	}
+	var err error
+	if cfg.NodeLabels, err = parseNodeLabels(*nodeLabels); err != nil {
+		return usageError{"kubelet: --node-labels: " + err.Error()}
+	}
+	if cfg.NodeTaints, err = parseTaints(*taints); err != nil {
+		return usageError{"kubelet: --register-with-taints: " + err.Error()}
+	}
+	if *kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+		if err != nil {
+			return fmt.Errorf("kubelet: --kubeconfig %s: %w", *kubeconfig, err)
+		}
+		// The node authorizer reads the object a node creates from the body,
+		// which it decodes as JSON (client-go defaults to protobuf).
+		rc.ContentType = "application/json"
+		if cfg.Client, err = kubernetes.NewForConfig(rc); err != nil {
+			return fmt.Errorf("kubelet: --kubeconfig %s: %w", *kubeconfig, err)
+		}
+	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	return kubelet.Run(ctx, cfg)
+}
+
+// parseNodeLabels parses key=value,... into labels, validating both parts.
+func parseNodeLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want key=value", kv)
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("label key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("label %s value %q: %s", k, v, strings.Join(errs, "; "))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseTaints parses key[=value]:Effect,... as upstream's flag does.
+func parseTaints(s string) ([]v1.Taint, error) {
+	var out []v1.Taint
+	for _, spec := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
+		kv, effect, ok := strings.Cut(spec, ":")
+		if !ok {
+			return nil, fmt.Errorf("%q: want key=value:Effect", spec)
+		}
+		switch e := v1.TaintEffect(effect); e {
+		case v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute:
+		default:
+			return nil, fmt.Errorf("%q: effect must be NoSchedule, PreferNoSchedule or NoExecute", spec)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("taint key %q: %s", k, strings.Join(errs, "; "))
+		}
+		out = append(out, v1.Taint{Key: k, Value: v, Effect: v1.TaintEffect(effect)})
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -72,23 +73,44 @@ func (m *Manager) load() (*libcni.NetworkConfigList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: read CNI conf dir %s: %v", ErrNotReady, m.cfg.ConfDir, err)
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		var list *libcni.NetworkConfigList
-		if filepath.Ext(f) == ".conflist" {
-			list, err = libcni.ConfListFromFile(f)
-		} else {
-			var one *libcni.PluginConfig
-			if one, err = libcni.ConfFromFile(f); err == nil {
-				list, err = libcni.ConfListFromConf(one)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: CNI config %s: %v", ErrNotReady, f, err)
-		}
-		return list, nil
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%w: no CNI configuration in %s", ErrNotReady, m.cfg.ConfDir)
 	}
-	return nil, fmt.Errorf("%w: no CNI configuration in %s", ErrNotReady, m.cfg.ConfDir)
+	sort.Strings(files)
+	f := files[0]
+	var list *libcni.NetworkConfigList
+	if filepath.Ext(f) == ".conflist" {
+		list, err = libcni.ConfListFromFile(f)
+	} else {
+		list, err = singlePluginList(f)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: CNI config %s: %v", ErrNotReady, f, err)
+	}
+	return list, nil
+}
+
+// singlePluginList reads a one-plugin .conf file as a list of one, the way
+// container runtimes still accept them.
+func singlePluginList(path string) (*libcni.NetworkConfigList, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var head struct {
+		CNIVersion string `json:"cniVersion"`
+		Name       string `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, err
+	}
+	list, err := json.Marshal(map[string]any{
+		"cniVersion": head.CNIVersion, "name": head.Name, "plugins": []json.RawMessage{raw},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return libcni.ConfListFromBytes(list)
 }
 
 func (m *Manager) runtimeConf(a Attachment, ifName string) *libcni.RuntimeConf {

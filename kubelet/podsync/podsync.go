@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hoist-project/hoist/kubelet/backoff"
+	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
@@ -30,13 +31,23 @@ type Runtime interface {
 	RemoveSandbox(ctx context.Context, pod *runtime.Pod, sb *runtime.Sandbox) error
 	StartContainer(ctx context.Context, s runtime.StartSpec) (string, error)
 	RemoveContainer(ctx context.Context, id string, grace time.Duration) error
+	StopContainer(ctx context.Context, id string, grace time.Duration) error
 	RemovePodCgroup(uid types.UID) error
 	PodLogDir(ns, name, uid string) string
+}
+
+// Prober is what the syncer needs from the probe manager (kubelet/probes).
+type Prober interface {
+	Sync(ctx context.Context, pod *v1.Pod, podIP string, running []probes.Running)
+	Apply(st *v1.PodStatus)
+	State(containerID string) (ready, started bool, kill string, ok bool)
+	Forget(uid types.UID)
 }
 
 // Syncer runs pods on the runtime.
 type Syncer struct {
 	Runtime Runtime
+	Probes  Prober // optional: without it a running container is ready
 	Volumes *volumes.Manager
 	Status  *status.Manager
 	Backoff backoff.Policy
@@ -72,7 +83,12 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 		if fresh, err := s.Runtime.GetPod(context.WithoutCancel(ctx), pod.UID); err == nil {
 			rp = fresh
 		}
-		s.Status.Set(pod, status.Compute(status.Input{Pod: pod, Runtime: rp, Waiting: waiting, HostIP: s.HostIP, Now: s.now()}))
+		st := status.Compute(status.Input{Pod: pod, Runtime: rp, Waiting: waiting, HostIP: s.HostIP, Now: s.now()})
+		if s.Probes != nil {
+			s.Probes.Sync(ctx, pod, st.PodIP, runningContainers(pod, rp))
+			s.Probes.Apply(&st)
+		}
+		s.Status.Set(pod, st)
 	}()
 	if phase := status.Compute(status.Input{Pod: pod, Runtime: rp, Now: s.now()}).Phase; phase == v1.PodSucceeded || phase == v1.PodFailed {
 		return 0, nil // finished pods are not restarted
@@ -151,6 +167,15 @@ func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod
 		}
 		return kind == runtime.KindApp, 0, start(c, kind, cur.Restart, cur.Last)
 	case cur.State == runtime.StateRunning:
+		if kill := s.probeKill(cur.ID); kill != "" {
+			// A failed liveness/startup probe: stop it; the exit then goes
+			// through the restart policy and back-off like any other.
+			s.Log.Info("container failed its probe; killing", "pod", podName(pod), "container", c.Name, "reason", kill)
+			if err := s.Runtime.StopContainer(ctx, cur.ID, grace(pod)); err != nil {
+				return false, 0, err
+			}
+			return kind == runtime.KindApp, 100 * time.Millisecond, nil
+		}
 		if cur.Hash != runtime.ContainerHash(c) {
 			s.Log.Info("container spec changed; restarting", "pod", podName(pod), "container", c.Name)
 			if err := s.Runtime.RemoveContainer(ctx, cur.ID, grace(pod)); err != nil {
@@ -181,6 +206,31 @@ func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod
 		return false, 0, err
 	}
 	return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, cur.Exit)
+}
+
+func (s *Syncer) probeKill(id string) string {
+	if s.Probes == nil {
+		return ""
+	}
+	_, _, kill, _ := s.Probes.State(id)
+	return kill
+}
+
+// runningContainers lists the pod's running app containers in the live
+// sandbox, for the probe manager.
+func runningContainers(pod *v1.Pod, rp *runtime.Pod) []probes.Running {
+	sb := rp.LiveSandbox()
+	if sb == nil {
+		return nil
+	}
+	var out []probes.Running
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if cur := rp.Latest(sb.ID, c.Name); cur != nil && cur.State == runtime.StateRunning {
+			out = append(out, probes.Running{Container: c, ID: cur.ID, StartedAt: cur.StartedAt})
+		}
+	}
+	return out
 }
 
 // crashLoop folds a container's exit into its back-off state (once per run).
@@ -268,6 +318,9 @@ func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
 		return err
 	}
 	s.Status.Forget(pod.UID)
+	if s.Probes != nil {
+		s.Probes.Forget(pod.UID)
+	}
 	s.mu.Lock()
 	for _, c := range append(append([]v1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		delete(s.backoffs, string(pod.UID)+"/"+c.Name)

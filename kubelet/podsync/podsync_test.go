@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hoist-project/hoist/kubelet/backoff"
+	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
@@ -81,6 +83,18 @@ func (f *fakeRuntime) RemoveContainer(_ context.Context, id string, _ time.Durat
 			if c.ID == id {
 				p.Containers = append(p.Containers[:i], p.Containers[i+1:]...)
 				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func (f *fakeRuntime) StopContainer(_ context.Context, id string, _ time.Duration) error {
+	for _, p := range f.pods {
+		for _, c := range p.Containers {
+			if c.ID == id && c.State == runtime.StateRunning {
+				c.State = runtime.StateExited
+				c.Exit = &runtime.Exit{Code: 137, StartedAt: c.StartedAt, FinishedAt: f.now()}
 			}
 		}
 	}
@@ -291,5 +305,61 @@ func TestKillPodRemovesEverything(t *testing.T) {
 	}
 	if _, ok := h.s.Status.Get("u1"); ok {
 		t.Fatal("status of a killed pod must be forgotten")
+	}
+}
+
+// fakeProber reports fixed probe states per container ID.
+type fakeProber struct {
+	ready  map[string]bool
+	kill   map[string]string
+	synced []string
+	forgot bool
+}
+
+func (p *fakeProber) Sync(_ context.Context, _ *v1.Pod, _ string, running []probes.Running) {
+	p.synced = nil
+	for _, r := range running {
+		p.synced = append(p.synced, r.ID)
+	}
+}
+
+func (p *fakeProber) Apply(st *v1.PodStatus) {
+	for i := range st.ContainerStatuses {
+		cs := &st.ContainerStatuses[i]
+		cs.Ready = p.ready[strings.TrimPrefix(cs.ContainerID, "containerd://")]
+	}
+}
+
+func (p *fakeProber) State(id string) (bool, bool, string, bool) {
+	return p.ready[id], true, p.kill[id], true
+}
+func (p *fakeProber) Forget(types.UID) { p.forgot = true }
+
+func TestProbesDriveReadinessAndLivenessRestarts(t *testing.T) {
+	h := newHarness(t, v1.RestartPolicyAlways)
+	pr := &fakeProber{ready: map[string]bool{}, kill: map[string]string{}}
+	h.s.Probes = pr
+	h.sync()
+	id := h.rt.pod("u1").Containers[0].ID
+	if fmt.Sprint(pr.synced) != fmt.Sprint([]string{id}) {
+		t.Fatalf("probe manager saw %v, want [%s]", pr.synced, id)
+	}
+	if h.status().ContainerStatuses[0].Ready {
+		t.Fatal("container ready although its probe says not")
+	}
+	pr.ready[id] = true
+	h.sync()
+	if !h.status().ContainerStatuses[0].Ready {
+		t.Fatal("probe result not applied to the status")
+	}
+	pr.kill[id] = "Liveness probe failed: HTTP probe failed with statuscode: 500"
+	h.sync() // stops it
+	h.sync() // restarts it
+	h.expectStarted("app/0", "app/1")
+	if cs := h.status().ContainerStatuses[0]; cs.RestartCount != 1 || cs.LastTerminationState.Terminated == nil {
+		t.Fatalf("after a liveness failure: restartCount %d lastState %+v", cs.RestartCount, cs.LastTerminationState)
+	}
+	if err := h.s.KillPod(context.Background(), h.pod); err != nil || !pr.forgot {
+		t.Fatalf("kill: err=%v, probes forgotten=%v", err, pr.forgot)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,8 +152,16 @@ func TestE2EKubectlAgainstMaster(t *testing.T) {
 	if out := k.run("get", "pods", "-A", "-l", "app=solo", "-o", "name"); strings.TrimSpace(out) != "pod/solo" {
 		t.Fatalf("-l app=solo: %q", out)
 	}
-	if out := k.run("get", "pods", "-A", "--field-selector", "status.phase=Pending,metadata.namespace=shop", "-o", "name"); strings.TrimSpace(out) != "pod/solo" {
+	// No node runs anything here, so solo and the Deployment's two pods
+	// (made by the built-in controllers) are all Pending in shop.
+	waitFor(t, "the Deployment's pods", func() bool {
+		return len(strings.Fields(k.run("-n", "shop", "get", "pods", "-l", "app=web", "-o", "name"))) == 2
+	})
+	if out := strings.Fields(k.run("get", "pods", "-A", "--field-selector", "status.phase=Pending,metadata.namespace=shop", "-o", "name")); len(out) != 3 || !slices.Contains(out, "pod/solo") {
 		t.Fatalf("--field-selector: %q", out)
+	}
+	if out := k.run("get", "pods", "-A", "--field-selector", "status.phase=Pending,metadata.name=solo", "-o", "name"); strings.TrimSpace(out) != "pod/solo" {
+		t.Fatalf("--field-selector metadata.name: %q", out)
 	}
 	if out := k.run("get", "pods", "-A", "--field-selector", "spec.nodeName=n1", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Fatalf("--field-selector spec.nodeName=n1 should match nothing: %q", out)
@@ -212,9 +221,10 @@ func TestE2EKubectlAgainstMaster(t *testing.T) {
 	wantContains(t, "delete", k.run("-n", "shop", "delete", "-f", file),
 		`configmap "settings" deleted`, `deployment.apps "web" deleted`, `service "web" deleted`, `pod "solo" deleted`)
 	waitLine("DELETED")
-	if out := k.run("-n", "shop", "get", "all", "-o", "name"); strings.TrimSpace(out) != "" {
-		t.Fatalf("objects left after delete: %q", out)
-	}
+	// The Deployment's ReplicaSets and pods go through the garbage collector.
+	waitFor(t, "the garbage collector to remove what the Deployment owned", func() bool {
+		return strings.TrimSpace(k.run("-n", "shop", "get", "all", "-o", "name")) == ""
+	})
 
 	// Deleting a namespace removes its content, then the namespace itself
 	// (kubectl waits for it to be gone).
@@ -222,5 +232,17 @@ func TestE2EKubectlAgainstMaster(t *testing.T) {
 	wantContains(t, "delete namespace", k.run("delete", "namespace", "shop", "--timeout=30s"), `namespace "shop" deleted`)
 	if out, err := k.try("get", "namespace", "shop"); err == nil || !strings.Contains(out, "NotFound") {
 		t.Fatalf("namespace still there: %v %s", err, out)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -44,6 +44,11 @@ type Config struct {
 	EtcdClientURL, EtcdPeerURL string
 	// ServiceCIDR is the range ClusterIPs come from.
 	ServiceCIDR string
+	// ClusterCIDR is the pod network node IPAM hands per-node podCIDRs out of.
+	ClusterCIDR string
+	// DisableControllers lists built-in controllers not to run (see
+	// controllermanager.Names; "scheduler" disables the scheduler).
+	DisableControllers []string
 	// NodePortRange is "first-last".
 	NodePortRange string
 	// SecureAddress is where the API is served over TLS with
@@ -94,6 +99,7 @@ type Serving struct {
 // Defaults.
 const (
 	DefaultServiceCIDR   = "10.96.0.0/12"
+	DefaultClusterCIDR   = "10.244.0.0/16"
 	DefaultNodePortRange = "30000-32767"
 	DefaultSecureAddress = "0.0.0.0:6443"
 	DefaultEtcdClientURL = "http://127.0.0.1:12379"
@@ -103,6 +109,9 @@ const (
 func (c *Config) setDefaults() {
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = DefaultServiceCIDR
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = DefaultClusterCIDR
 	}
 	if c.NodePortRange == "" {
 		c.NodePortRange = DefaultNodePortRange
@@ -245,7 +254,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"advertised", info.AdvertisedURL, "admin-kubeconfig", info.AdminKubeconfig, "etcd", endpoints)
 	fmt.Fprint(cfg.Stdout, join.Instructions(info.AdvertisedURL, info.JoinToken, info.CACertHash))
 	controllersDone := make(chan error, 1)
-	go func() { controllersDone <- runControllers(runCtx, loopback, loopbackHTTP) }()
+	go func() { controllersDone <- runControllers(runCtx, cfg, loopback, loopbackHTTP) }()
 	if cfg.Serving != nil {
 		cfg.Serving(info)
 	}

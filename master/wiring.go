@@ -3,23 +3,18 @@ package master
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/hoist-project/hoist/master/admission"
 	"github.com/hoist-project/hoist/master/allocator"
 	"github.com/hoist-project/hoist/master/apiserver"
-	nscontroller "github.com/hoist-project/hoist/master/controllers/namespace"
 	"github.com/hoist-project/hoist/master/registry"
 	"github.com/hoist-project/hoist/master/storage"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 func newAdmission(cfg Config, st *storage.Store, stores []*registry.Store) (*admission.Chain, error) {
@@ -81,23 +76,4 @@ func bootstrap(ctx context.Context, srv *apiserver.Server, adm *admission.Chain,
 		return fmt.Errorf("create kubernetes service: %w", err)
 	}
 	return nil
-}
-
-// runControllers runs the built-in controllers against this master's API
-// over loopback TLS (rc: see security.loopbackConfig; hc is its HTTP
-// client, which Run closes on shutdown), like any other API client.
-func runControllers(ctx context.Context, rc *rest.Config, hc *http.Client) error {
-	client, err := kubernetes.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return err
-	}
-	err = nscontroller.Run(ctx, nscontroller.Config{Client: client, Dynamic: dyn, Discovery: client.Discovery()})
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
 }

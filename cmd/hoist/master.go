@@ -44,6 +44,8 @@ func runMaster(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.EtcdClientURL, "etcd-client-url", master.DefaultEtcdClientURL, "client URL of the embedded etcd")
 	fs.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", master.DefaultEtcdPeerURL, "peer URL of the embedded etcd")
 	fs.StringVar(&cfg.ServiceCIDR, "service-cidr", master.DefaultServiceCIDR, "range service ClusterIPs are allocated from")
+	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", master.DefaultClusterCIDR, "pod network; node IPAM gives each Node a podCIDR out of it")
+	fs.Var((*listFlag)(&cfg.DisableControllers), "disable-controllers", "built-in controllers not to run (e.g. nodelifecycle, scheduler); repeat or comma-separate")
 	fs.StringVar(&cfg.NodePortRange, "service-node-port-range", master.DefaultNodePortRange, "range NodePorts are allocated from")
 	fs.StringVar(&cfg.InsecureAddress, "insecure-address", "",
 		"debugging only: also serve the API over plain HTTP WITHOUT authentication (default off; keep it on loopback)")

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -324,11 +325,16 @@ func (h *handler) admittedUpdate(precondition string, fn registry.UpdateFunc) er
 
 func (h *handler) deleteOptions() (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
-	body, err := io.ReadAll(io.LimitReader(h.r.Body, registry.MaxObjectBytes))
+	raw, err := h.readBodyRaw()
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, err
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
+	if len(bytes.TrimSpace(raw)) > 0 {
+		// client-go's typed clients send DeleteOptions as protobuf.
+		body, err := registry.ToJSON(h.s.cfg.Scheme, raw, h.r.Header.Get("Content-Type"))
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
+		}
 		if err := json.Unmarshal(body, opts); err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
 		}
@@ -350,6 +356,31 @@ func (h *handler) deleteOptions() (*metav1.DeleteOptions, error) {
 	return opts, nil
 }
 
+// propagation is the policy DeleteOptions ask for ("" when none): the
+// deprecated orphanDependents maps to Orphan or Background.
+func propagation(opts *metav1.DeleteOptions) (metav1.DeletionPropagation, error) {
+	//lint:ignore SA1019 older clients still send orphanDependents; the API must honour it.
+	orphan := opts.OrphanDependents
+	if orphan != nil && opts.PropagationPolicy != nil {
+		return "", apierrors.NewBadRequest("orphanDependents and propagationPolicy cannot both be set; use propagationPolicy")
+	}
+	if o := orphan; o != nil {
+		if *o {
+			return metav1.DeletePropagationOrphan, nil
+		}
+		return metav1.DeletePropagationBackground, nil
+	}
+	if opts.PropagationPolicy == nil {
+		return "", nil
+	}
+	switch p := *opts.PropagationPolicy; p {
+	case metav1.DeletePropagationOrphan, metav1.DeletePropagationForeground, metav1.DeletePropagationBackground:
+		return p, nil
+	default:
+		return "", apierrors.NewBadRequest(fmt.Sprintf("invalid propagationPolicy %q: use Orphan, Background or Foreground", p))
+	}
+}
+
 func (h *handler) delete() error {
 	opts, err := h.deleteOptions()
 	if err != nil {
@@ -367,9 +398,13 @@ func (h *handler) deleteOne(name string, opts *metav1.DeleteOptions) (runtime.Ob
 	if err := h.s.cfg.Admission.Admit(h.ctx(), Attributes{Op: Delete, Resource: h.st.Res, Namespace: h.ns, Name: name, DryRun: dry}); err != nil {
 		return nil, err
 	}
+	policy, err := propagation(opts)
+	if err != nil {
+		return nil, err
+	}
 	obj, gone, err := h.st.Delete(h.ctx(), h.ns, name, registry.DeleteOptions{
 		GracePeriodSeconds: opts.GracePeriodSeconds, Preconditions: opts.Preconditions, DryRun: dry,
-		Graceful: gracePeriod(h.st.Res),
+		Graceful: gracePeriod(h.st.Res), Propagation: policy,
 	})
 	if err != nil {
 		return nil, err

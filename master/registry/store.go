@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -287,6 +288,34 @@ type DeleteOptions struct {
 	// Graceful returns the grace period to apply to obj (0: delete now);
 	// nil means every deletion is immediate.
 	Graceful func(obj runtime.Object, requested *int64) int64
+	// Propagation is how the garbage collector treats dependents: Orphan
+	// and Foreground add the "orphan" / "foregroundDeletion" finalizer
+	// (removing the other one); Background removes both; "" keeps the
+	// object's finalizers as they are.
+	Propagation metav1.DeletionPropagation
+}
+
+// propagationFinalizers returns finalizers adjusted to policy and whether
+// they changed.
+func propagationFinalizers(finalizers []string, policy metav1.DeletionPropagation) ([]string, bool) {
+	var add, drop []string
+	switch policy {
+	case metav1.DeletePropagationOrphan:
+		add, drop = []string{metav1.FinalizerOrphanDependents}, []string{metav1.FinalizerDeleteDependents}
+	case metav1.DeletePropagationForeground:
+		add, drop = []string{metav1.FinalizerDeleteDependents}, []string{metav1.FinalizerOrphanDependents}
+	case metav1.DeletePropagationBackground:
+		drop = []string{metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents}
+	default:
+		return finalizers, false
+	}
+	out := slices.DeleteFunc(slices.Clone(finalizers), func(f string) bool { return slices.Contains(drop, f) })
+	for _, f := range add {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, !slices.Equal(out, finalizers)
 }
 
 // Delete deletes an object, or marks it for deletion when it has finalizers
@@ -316,6 +345,8 @@ func (s *Store) Delete(ctx context.Context, ns, name string, o DeleteOptions) (r
 		if o.Graceful != nil {
 			grace = o.Graceful(obj, o.GracePeriodSeconds)
 		}
+		finalizers, finalizersChanged := propagationFinalizers(acc.GetFinalizers(), o.Propagation)
+		acc.SetFinalizers(finalizers)
 		if grace == 0 && len(acc.GetFinalizers()) == 0 && !s.holdsDeletion(obj) {
 			if o.DryRun {
 				return obj, true, nil
@@ -331,16 +362,18 @@ func (s *Store) Delete(ctx context.Context, ns, name string, o DeleteOptions) (r
 			return obj, true, nil
 		}
 		// Graceful: record the deletion and let finalizers / the kubelet finish it.
-		if ts := acc.GetDeletionTimestamp(); ts != nil {
-			if g := acc.GetDeletionGracePeriodSeconds(); g == nil || *g <= grace {
-				return obj, false, nil // already being deleted, no shorter grace period
-			}
+		g := acc.GetDeletionGracePeriodSeconds()
+		restart := acc.GetDeletionTimestamp() == nil || (g != nil && *g > grace)
+		if !restart && !finalizersChanged {
+			return obj, false, nil // already being deleted, no shorter grace period
 		}
-		now := metav1.NewTime(s.now().Add(time.Duration(grace) * time.Second))
-		acc.SetDeletionTimestamp(&now)
-		acc.SetDeletionGracePeriodSeconds(&grace)
-		if s.Res.StartDeletion != nil {
-			s.Res.StartDeletion(obj)
+		if restart {
+			now := metav1.NewTime(s.now().Add(time.Duration(grace) * time.Second))
+			acc.SetDeletionTimestamp(&now)
+			acc.SetDeletionGracePeriodSeconds(&grace)
+			if s.Res.StartDeletion != nil {
+				s.Res.StartDeletion(obj)
+			}
 		}
 		if o.DryRun {
 			return obj, false, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/hoist-project/hoist/master/controllers/daemonset"
 	"github.com/hoist-project/hoist/master/controllers/deployment"
 	"github.com/hoist-project/hoist/master/controllers/endpoints"
+	"github.com/hoist-project/hoist/master/controllers/garbagecollector"
 	"github.com/hoist-project/hoist/master/controllers/job"
 	"github.com/hoist-project/hoist/master/controllers/nodeipam"
 	"github.com/hoist-project/hoist/master/controllers/nodelifecycle"
@@ -42,6 +43,9 @@ type Config struct {
 	StatefulSet   statefulset.Config
 	NodeLifecycle nodelifecycle.Config
 	NodeIPAM      nodeipam.Config
+	// GarbageCollector may carry a dynamic client; by default one is
+	// built on the typed client's connection.
+	GarbageCollector garbagecollector.Config
 }
 
 type entry struct {
@@ -65,6 +69,9 @@ func table() []entry {
 		{"nodelifecycle", infallible(nodelifecycle.New, func(c *Config) nodelifecycle.Config { return c.NodeLifecycle })},
 		{"nodeipam", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
 			return nodeipam.New(c, f, cfg.NodeIPAM)
+		}},
+		{"garbagecollector", func(c kubernetes.Interface, _ informers.SharedInformerFactory, cfg *Config) (Runner, error) {
+			return garbagecollector.New(c, cfg.GarbageCollector)
 		}},
 	}
 }

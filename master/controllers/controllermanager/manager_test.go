@@ -12,14 +12,23 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 
 	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
+	"github.com/hoist-project/hoist/master/controllers/garbagecollector"
 	"github.com/hoist-project/hoist/master/controllers/nodeipam"
 )
 
 func nodeipamCfg(cidr string) nodeipam.Config { return nodeipam.Config{ClusterCIDR: cidr} }
+
+// gcCfg gives the garbage collector a fake dynamic client (the fake typed
+// client has no connection to build one on).
+func gcCfg() garbagecollector.Config {
+	return garbagecollector.Config{Dynamic: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())}
+}
 
 func TestNewValidatesAndDisables(t *testing.T) {
 	client := fakeapi.New()
@@ -30,11 +39,11 @@ func TestNewValidatesAndDisables(t *testing.T) {
 	if _, err := New(client, f, Config{NodeIPAM: nodeipamCfg("garbage")}); err == nil {
 		t.Fatal("bad cluster CIDR accepted")
 	}
-	m, err := New(client, f, Config{Disabled: map[string]bool{"nodeipam": true}})
+	m, err := New(client, f, Config{Disabled: map[string]bool{"nodeipam": true}, GarbageCollector: gcCfg()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"daemonset", "deployment", "endpoints", "job", "nodelifecycle", "replicaset", "replicationcontroller", "statefulset"}
+	want := []string{"daemonset", "deployment", "endpoints", "garbagecollector", "job", "nodelifecycle", "replicaset", "replicationcontroller", "statefulset"}
 	if got := m.Running(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("running = %v, want %v", got, want)
 	}
@@ -53,7 +62,7 @@ func TestDeploymentToPods(t *testing.T) {
 	}
 	client := fakeapi.New(d)
 	f := informers.NewSharedInformerFactory(client, 0)
-	m, err := New(client, f, Config{})
+	m, err := New(client, f, Config{GarbageCollector: gcCfg()})
 	if err != nil {
 		t.Fatal(err)
 	}

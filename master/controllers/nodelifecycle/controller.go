@@ -36,10 +36,10 @@ const podsByNodeIndex = "hoist-nodelifecycle-by-node"
 
 // Config of the controller. Zero values take upstream's defaults.
 type Config struct {
-	GracePeriod              time.Duration  // silence before Unknown (40s)
-	MonitorPeriod            time.Duration  // how often Tick runs (5s)
-	DefaultTolerationSeconds time.Duration  // eviction delay for pods without a toleration (300s)
-	Now                      ctrlutil.Clock // default time.Now
+	GracePeriod       time.Duration  // silence before Unknown (40s)
+	MonitorPeriod     time.Duration  // how often Tick runs (5s)
+	DefaultToleration time.Duration  // eviction delay for pods without a toleration (300s)
+	Now               ctrlutil.Clock // default time.Now
 }
 
 // Controller is the node lifecycle controller.
@@ -62,8 +62,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	if cfg.MonitorPeriod <= 0 {
 		cfg.MonitorPeriod = 5 * time.Second
 	}
-	if cfg.DefaultTolerationSeconds <= 0 {
-		cfg.DefaultTolerationSeconds = 300 * time.Second
+	if cfg.DefaultToleration <= 0 {
+		cfg.DefaultToleration = 300 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -211,7 +211,7 @@ func (c *Controller) evict(ctx context.Context, node *corev1.Node, now time.Time
 		if p.DeletionTimestamp != nil {
 			continue
 		}
-		at, ok := EvictAt(p, node.Spec.Taints, c.cfg.DefaultTolerationSeconds)
+		at, ok := EvictAt(p, node.Spec.Taints, c.cfg.DefaultToleration)
 		if !ok || now.Before(at) {
 			continue
 		}

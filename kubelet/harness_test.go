@@ -1,14 +1,10 @@
 package kubelet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -274,37 +270,8 @@ func (n *node) waitRunning(name string) v1.PodStatus {
 	return st
 }
 
-// httpGet fetches url from the node's host netns (where the bridge is). The
-// socket is made on the goroutine locked into that netns: http.Transport would
-// dial from another goroutine, in the root netns.
-func (n *node) httpGet(url string) (string, error) {
-	var body string
-	err := nsutil.Do(n.hostNS, func() error {
-		req, err := http.NewRequest(http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		req.Close = true
-		conn, err := net.DialTimeout("tcp", req.URL.Host, 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-		if err := req.Write(conn); err != nil {
-			return err
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		body = string(b)
-		return err
-	})
-	return body, err
-}
+// httpGet fetches url from the node's host netns (where the bridge is).
+func (n *node) httpGet(url string) (string, error) { return testenv.HTTPGetFrom(n.hostNS, url) }
 
 func (n *node) readLog(pod, uid, container string, restart int) string {
 	b, _ := os.ReadFile(filepath.Join(n.cfg.LogRoot, "default_"+n.podName(pod)+"_"+uid, container, fmt.Sprintf("%d.log", restart)))

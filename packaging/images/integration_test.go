@@ -1,12 +1,9 @@
 package images
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,7 +251,7 @@ func TestIntegrationImportAndRunNetexec(t *testing.T) {
 
 	var body string
 	waitFor(t, 15*time.Second, "GET /hostname in the pod netns", func() bool {
-		body, err = httpGetInNetns(nsPath, "127.0.0.1:8080", "/hostname")
+		body, err = testenv.HTTPGetFrom(nsPath, "http://127.0.0.1:8080/hostname")
 		return err == nil
 	})
 	if body != "hoist-netexec" {
@@ -279,37 +276,6 @@ func TestIntegrationImportAndRunNetexec(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("netexec did not exit within 10s of SIGTERM")
 	}
-}
-
-// httpGetInNetns opens the TCP connection from inside nsPath (sockets keep
-// the namespace they were created in) and speaks HTTP over it.
-func httpGetInNetns(nsPath, addr, path string) (string, error) {
-	var conn net.Conn
-	if err := nsutil.Do(nsPath, func() (err error) {
-		conn, err = net.DialTimeout("tcp", addr, time.Second)
-		return err
-	}); err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return "", err
-	}
-	if err := req.Write(conn); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return string(b), err
 }
 
 func udpExchange(addr, msg string) (string, error) {

@@ -2,10 +2,7 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,7 +13,6 @@ import (
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/internal/testenv/ctrdtest"
 	"github.com/hoist-project/hoist/packaging/images"
@@ -70,7 +66,7 @@ func TestIntegrationTestboxAcrossFabric(t *testing.T) {
 	var got string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got, err = getFrom(client.NetnsPath, addr, "/hostname")
+		got, err = testenv.HTTPGetFrom(client.NetnsPath, "http://"+addr+"/hostname")
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -79,39 +75,7 @@ func TestIntegrationTestboxAcrossFabric(t *testing.T) {
 	if err != nil || got != want {
 		t.Fatalf("GET %s/hostname from node %s = %q, %v; want %q", addr, client.Name, got, err, want)
 	}
-	if got, err := getFrom("", addr, "/hostname"); err != nil || got != want {
+	if got, err := testenv.HTTPGetFrom("", "http://"+addr+"/hostname"); err != nil || got != want {
 		t.Fatalf("GET %s/hostname from the root namespace = %q, %v; want %q", addr, got, err, want)
 	}
-}
-
-// getFrom dials addr from inside the network namespace at nsPath ("" for the
-// caller's own) — a socket keeps the namespace it was created in — and sends
-// one HTTP GET over that connection.
-func getFrom(nsPath, addr, path string) (string, error) {
-	var conn net.Conn
-	dial := func() (err error) { conn, err = net.DialTimeout("tcp", addr, 2*time.Second); return err }
-	var err error
-	if nsPath == "" {
-		err = dial()
-	} else {
-		err = nsutil.Do(nsPath, dial)
-	}
-	if err != nil {
-		return "", err
-	}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil },
-	}}
-	defer c.CloseIdleConnections()
-	url := "http://" + addr + path
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return string(b), err
 }

@@ -33,7 +33,7 @@ func subcommands() map[string]subcommand {
 		"kubelet":     {"run the node agent", runKubelet},
 		"flanneld":    {"run the network fabric daemon", runFlanneld},
 		"proxy":       {"run the service proxy", runProxy},
-		"up":          {"run a single-machine cluster (master + node)", notImplemented("up")},
+		"up":          {"run a single-machine cluster (master + node)", runUp},
 		"cluster":     {"run a multi-node cluster in network namespaces", runCluster},
 		"images":      {"build, list and import hoist's own images", runImages},
 		"hollow-node": {"register fake nodes for scale tests", notImplemented("hollow-node")},

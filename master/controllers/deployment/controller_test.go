@@ -253,6 +253,9 @@ func TestRevisionHistoryLimit(t *testing.T) {
 func TestRecreateScalesDownFirst(t *testing.T) {
 	h := start(t, newDeployment(2, "v1", appsv1.RecreateDeploymentStrategyType))
 	h.waitState("v1:1:2")
+	// Start from a rollout the controller itself has seen complete: until its
+	// cache holds v1's running replicas there is nothing to wait for.
+	h.waitCondition(ReasonNewRSAvailable)
 	h.update(setImage("v2"))
 	h.waitState("v1:1:0 v2:2:2")
 	h.mu.Lock()

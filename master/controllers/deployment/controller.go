@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -43,6 +44,7 @@ type Controller struct {
 	cfg         Config
 	deployments appslisters.DeploymentLister
 	rsets       appslisters.ReplicaSetLister
+	pods        listersv1.PodLister
 	loop        *ctrlutil.Loop
 	recorder    record.EventRecorder
 }
@@ -54,9 +56,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	}
 	dInf := factory.Apps().V1().Deployments()
 	rsInf := factory.Apps().V1().ReplicaSets()
+	podInf := factory.Core().V1().Pods()
 	c := &Controller{
 		client: client, cfg: cfg,
-		deployments: dInf.Lister(), rsets: rsInf.Lister(),
+		deployments: dInf.Lister(), rsets: rsInf.Lister(), pods: podInf.Lister(),
 		loop: ctrlutil.NewLoop("deployment", cfg.Workers, 5),
 	}
 	c.loop.WatchKeys(dInf.Informer())
@@ -65,7 +68,24 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 		UpdateFunc: func(_, n any) { c.onReplicaSet(n) },
 		DeleteFunc: c.onReplicaSet,
 	})
+	// Recreate waits for old pods to be gone: their deletion is news.
+	c.loop.Watch(podInf.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.onPodDeleted})
 	return c
+}
+
+func (c *Controller) onPodDeleted(obj any) {
+	pod, ok := ctrlutil.Unwrap[*corev1.Pod](obj)
+	if !ok {
+		return
+	}
+	rsName, ok := ctrlutil.OwnerKey(pod, "ReplicaSet")
+	if !ok {
+		return
+	}
+	ns, name, _ := cache.SplitMetaNamespaceKey(rsName)
+	if rs, err := c.rsets.ReplicaSets(ns).Get(name); err == nil {
+		c.onReplicaSet(rs)
+	}
 }
 
 func (c *Controller) onReplicaSet(obj any) {

@@ -283,3 +283,29 @@ func TestProgressDeadline(t *testing.T) {
 		t.Fatalf("available condition %+v with 0 available pods", c)
 	}
 }
+
+// TestRecreateWaitsForOldPods: a ReplicaSet's status can claim zero replicas
+// while its pods still run; Recreate must wait for the pods themselves.
+func TestRecreateWaitsForOldPods(t *testing.T) {
+	h := start(t, newDeployment(1, "v1", appsv1.RecreateDeploymentStrategyType))
+	h.waitState("v1:1:1")
+	h.waitCondition(ReasonNewRSAvailable)
+	old := h.rsets()[0]
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "old-pod", Labels: appLabels,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(&old, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	if _, err := h.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.update(setImage("v2"))
+	h.waitState("v1:1:0 v2:2:0")
+	time.Sleep(200 * time.Millisecond) // observation window: v2 must not scale up
+	if got := h.state(); got != "v1:1:0 v2:2:0" {
+		t.Fatalf("new ReplicaSet scaled up while an old pod still runs: %s", got)
+	}
+	if err := h.client.CoreV1().Pods("default").Delete(ctx, "old-pod", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("v1:1:0 v2:2:1")
+}

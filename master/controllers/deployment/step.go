@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
@@ -191,10 +192,27 @@ func (s *step) recreate(ctx context.Context) error {
 			waiting = true
 		}
 	}
-	if waiting {
+	if waiting || s.oldPodsRunning() {
 		return nil
 	}
 	return s.scale(ctx, &s.newRS, desired(s.d))
+}
+
+// oldPodsRunning reports pods of old ReplicaSets that have not finished: a
+// ReplicaSet's status can lag behind its pods, as upstream also guards against.
+func (s *step) oldPodsRunning() bool {
+	old := map[types.UID]bool{}
+	for _, rs := range s.old {
+		old[rs.UID] = true
+	}
+	pods, _ := s.c.pods.Pods(s.d.Namespace).List(labels.Everything())
+	for _, p := range pods {
+		ref := metav1.GetControllerOfNoCopy(p)
+		if ref != nil && old[ref.UID] && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			return true
+		}
+	}
+	return false
 }
 
 // rolling does one rolling-update step: scale the new ReplicaSet up within

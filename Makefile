@@ -4,7 +4,6 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS := -s -w -X github.com/hoist-project/hoist/internal/version.Version=$(VERSION)
 BIN := $(CURDIR)/bin
-CNI_PLUGINS := $(notdir $(wildcard cni-plugins/*))
 # Go test timeout for the whole suite; CI allows 90 minutes, we aim for 25.
 TEST_TIMEOUT ?= 40m
 DATA_DIR ?= /var/lib/hoist
@@ -18,18 +17,8 @@ deps:
 
 build:
 	@mkdir -p $(BIN)/cni
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hoist ./cmd/hoist
-	@for p in pause testbox; do \
-	  if ls packaging/images/$$p/*.go >/dev/null 2>&1; then \
-	    CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$p ./packaging/images/$$p || exit 1 ; \
-	  fi ; \
-	done
-	@for p in $(CNI_PLUGINS); do \
-	  if ls cni-plugins/$$p/*.go >/dev/null 2>&1; then \
-	    echo "CGO_ENABLED=0 $(GO) build -o $(BIN)/cni/$$p ./cni-plugins/$$p" ; \
-	    CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cni/$$p ./cni-plugins/$$p || exit 1 ; \
-	  fi ; \
-	done
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hoist ./packaging/images/pause ./packaging/images/testbox
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cni/ ./cni-plugins/...
 
 # Unit, integration and e2e tests. Integration and e2e tests need root and the
 # prerequisites from `make deps`; a missing one fails with a message naming it.

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os/exec"
 	"testing"
@@ -34,7 +33,7 @@ type Server struct {
 func Start(t testing.TB, extra netip.Addr) *Server {
 	t.Helper()
 	bin := testenv.RequireCommand(t, "etcd", "etcd-server")
-	client, peer := freePort(t), freePort(t)
+	client, peer := testenv.FreePort(t), testenv.FreePort(t)
 	s := &Server{t: t, Local: fmt.Sprintf("http://127.0.0.1:%d", client)}
 	s.Endpoint = s.Local
 	urls := s.Local
@@ -75,6 +74,11 @@ func (s *Server) Restart() {
 		cancel()
 		if err == nil {
 			return
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("etcd exited before serving:\n%s", s.log.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("etcd did not serve within 20s: %v\n%s", err, s.log.String())
@@ -121,14 +125,4 @@ func (s *Server) Delete(key string) {
 	if _, err := s.Client().Delete(ctx, key); err != nil {
 		s.t.Fatalf("etcd delete %s: %v", key, err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -6,7 +6,6 @@ package storagetest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"testing"
 	"time"
@@ -16,15 +15,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// FreeURL returns an http://127.0.0.1:PORT URL on a port that was free.
+// FreeURL returns an http://127.0.0.1:PORT URL on a port reserved for t.
 func FreeURL(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "http://" + ln.Addr().String()
+	return testenv.FreeLoopbackURL(t)
 }
 
 // Embedded starts an embedded etcd member and returns its client endpoint.

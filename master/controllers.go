@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/controllermanager"
 	nscontroller "github.com/hoist-project/hoist/master/controllers/namespace"
 	"github.com/hoist-project/hoist/master/controllers/nodeipam"

@@ -15,11 +15,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/proxy/changes"
 	"github.com/hoist-project/hoist/proxy/conntrack"
 	"github.com/hoist-project/hoist/proxy/healthcheck"

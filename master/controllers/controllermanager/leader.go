@@ -9,8 +9,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/hoist-project/hoist/internal/leaderelection"
 )
 
 // LeaderConfig names the coordination Lease that elects one active master
@@ -50,31 +51,24 @@ func RunLeaderElected(ctx context.Context, client kubernetes.Interface, cfg Lead
 	defer cancel()
 	runErr := make(chan error, 1)
 	var led, ownEnd atomic.Bool
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   cfg.LeaseDuration,
-		RenewDeadline:   cfg.RenewDeadline,
-		RetryPeriod:     cfg.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            cfg.Name,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(leadCtx context.Context) {
-				led.Store(true)
-				err := run(leadCtx)
-				ownEnd.Store(leadCtx.Err() == nil)
-				runErr <- err
-				cancel() // give the lease up
-			},
-			OnStoppedLeading: func() {},
+	// Run returns when ctx ends or renewal fails, after run has returned,
+	// so two masters never act at once.
+	err := leaderelection.Run(ctx, leaderelection.Config{
+		Lock:          lock,
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+		OnStartedLeading: func(leadCtx context.Context) {
+			led.Store(true)
+			err := run(leadCtx)
+			ownEnd.Store(leadCtx.Err() == nil)
+			runErr <- err
+			cancel() // give the lease up
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("leader election %s/%s: %w", cfg.Namespace, cfg.Name, err)
 	}
-	// Run returns when ctx ends or renewal fails; either way the context
-	// given to run is cancelled. Wait for run to return so two masters
-	// never act at once.
-	le.Run(ctx)
 	if !led.Load() {
 		// Never led (or lost the lease before run started, in which case
 		// run sees a cancelled context and returns at once).

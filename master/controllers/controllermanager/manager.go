@@ -12,9 +12,9 @@ import (
 	"sort"
 
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/daemonset"
 	"github.com/hoist-project/hoist/master/controllers/deployment"
 	"github.com/hoist-project/hoist/master/controllers/endpoints"

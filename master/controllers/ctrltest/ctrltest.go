@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/hoist-project/hoist/internal/informers"
 )
 
 // Timeout is how long WaitFor polls before failing the test.

@@ -3,13 +3,16 @@ package garbagecollector
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
@@ -71,9 +74,10 @@ func (c *Controller) resourceFor(apiVersion, kind string) (resource, bool) {
 // objects (hoist's API serves no PartialObjectMetadata) but keep only
 // ObjectMeta. The returned func stops them.
 func watchAll(ctx context.Context, dyn dynamic.Interface, res []resource, graph *Graph, loop *ctrlutil.Loop) func() {
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	var informers []cache.SharedIndexInformer
 	for _, r := range res {
-		inf := factory.ForResource(r.GVR).Informer()
+		inf := dynamicInformer(dyn, r.GVR)
+		informers = append(informers, inf)
 		_ = inf.SetTransform(metadataOnly) // fails only once started
 		apiVersion := r.GVR.GroupVersion().String()
 		loop.Watch(inf, cache.ResourceEventHandlerFuncs{
@@ -86,8 +90,29 @@ func watchAll(ctx context.Context, dyn dynamic.Interface, res []resource, graph 
 			},
 		})
 	}
-	factory.Start(ctx.Done())
-	return factory.Shutdown
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, inf := range informers {
+		wg.Add(1)
+		go func() { defer wg.Done(); inf.Run(ctx.Done()) }()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// dynamicInformer lists and watches one resource of any kind.
+func dynamicInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	client := dyn.Resource(gvr)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return client.Watch(ctx, o)
+		},
+	}
+	// The wrapper tells the reflector whether dyn streams initial events
+	// (watch-list) or must list first, as client-go's own informers do.
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, dyn), &unstructured.Unstructured{}, 0, cache.Indexers{})
 }
 
 // observe records obj in graph and queues it and the owners it names.

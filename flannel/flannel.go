@@ -32,10 +32,12 @@ import (
 const (
 	DefaultSubnetFile = "/run/flannel/subnet.env"
 	DefaultResync     = 10 * time.Second
+	// DefaultClusterCIDR is the flannel network in kube mode when none is given.
+	DefaultClusterCIDR = "10.244.0.0/16"
 )
 
-// Store is where the network config and the leases live (subnet/etcd; the
-// kube store reads Node objects).
+// Store is where the network config and the leases live: subnet/etcd, or
+// subnet/kube, which reads Node objects.
 type Store interface {
 	NetworkConfig(ctx context.Context) (config.Config, error)
 	subnet.Manager
@@ -54,6 +56,9 @@ type Config struct {
 	Store          Store
 	IPTables       iptables.Runner // default: the iptables binaries
 	Log            *slog.Logger
+	// Ready, if set, is called once subnet.env is written (e.g. to write the
+	// CNI config only when pods can get addresses); its error stops flanneld.
+	Ready func(subnetenv.Env) error
 }
 
 // Run runs flanneld until ctx ends.
@@ -92,10 +97,16 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := syncMasq(cfg, netCfg, m); err != nil {
 			return err
 		}
-		if err := subnetenv.Write(cfg.SubnetFile, subnetenv.Env{Network: netCfg.Network, Subnet: nw.Lease().Subnet, MTU: nw.MTU(), IPMasq: cfg.IPMasq}); err != nil {
+		senv := subnetenv.Env{Network: netCfg.Network, Subnet: nw.Lease().Subnet, MTU: nw.MTU(), IPMasq: cfg.IPMasq}
+		if err := subnetenv.Write(cfg.SubnetFile, senv); err != nil {
 			return err
 		}
 		log.Info("subnet.env written", "path", cfg.SubnetFile, "subnet", nw.Lease().Subnet, "mtu", nw.MTU())
+		if cfg.Ready != nil {
+			if err := cfg.Ready(senv); err != nil {
+				return err
+			}
+		}
 		g.Go(func() error { return nw.Run(ctx) })
 		g.Go(func() error { return renewLoop(ctx, cfg.Store, nw.Lease(), m, log) })
 		g.Go(func() error { return masqLoop(ctx, cfg, netCfg, m) })

@@ -193,3 +193,30 @@ func (c Config) Marshal() []byte {
 	out, _ := json.Marshal(w) // only strings, ints and bools: cannot fail
 	return out
 }
+
+// Options are the network config as command-line flags give it (kube mode
+// has no etcd document); zero values take Parse's defaults.
+type Options struct {
+	Network     string // cluster CIDR
+	BackendType string
+	VNI, Port   int // vxlan only
+	MTU         int
+}
+
+// FromOptions validates o exactly like the JSON document it stands for.
+func FromOptions(o Options) (Config, error) {
+	w := map[string]any{"Network": o.Network}
+	if o.MTU != 0 {
+		w["MTU"] = o.MTU
+	}
+	b := map[string]any{"Type": o.BackendType}
+	if o.VNI != 0 {
+		b["VNI"] = o.VNI
+	}
+	if o.Port != 0 {
+		b["Port"] = o.Port
+	}
+	w["Backend"] = b
+	data, _ := json.Marshal(w) // strings and ints only: cannot fail
+	return Parse(data)
+}

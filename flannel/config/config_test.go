@@ -61,3 +61,23 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestFromOptions(t *testing.T) {
+	c, err := FromOptions(Options{Network: "10.50.0.0/16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Network.String() != "10.50.0.0/16" || c.Backend.Type != VXLAN || c.Backend.VNI != DefaultVNI || c.Backend.Port != DefaultPort {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	c, err = FromOptions(Options{Network: "10.50.0.0/16", BackendType: "host-gw", MTU: 1400})
+	if err != nil || c.Backend.Type != HostGW || c.MTU != 1400 {
+		t.Fatalf("host-gw: %+v, %v", c, err)
+	}
+	if _, err := FromOptions(Options{Network: "10.50.0.0/16", BackendType: "host-gw", VNI: 4}); err == nil || !strings.Contains(err.Error(), "vxlan options") {
+		t.Fatalf("VNI with host-gw: %v", err)
+	}
+	if _, err := FromOptions(Options{Network: "nope"}); err == nil || !strings.Contains(err.Error(), "not an IPv4 CIDR") {
+		t.Fatalf("bad network: %v", err)
+	}
+}

@@ -30,7 +30,7 @@ type Lease struct {
 	Expiration time.Time
 }
 
-// Manager acquires and keeps this node's lease. Implementations: subnet/etcd.
+// Manager acquires and keeps this node's lease. Implementations: subnet/etcd, subnet/kube.
 type Manager interface {
 	// AcquireLease claims a subnet for the node described by attrs; prev, when
 	// valid, is the subnet this node held before (from subnet.env) and is

@@ -2,60 +2,56 @@ package up
 
 import (
 	"encoding/json"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 )
 
-// BridgeName is the node bridge of the interim CNI config.
+// BridgeName is the node bridge the flannel meta-plugin's bridge delegate
+// uses (hoist0, not upstream's cni0, so preflight knows its routes are ours).
 const BridgeName = "hoist0"
 
-// ConfFile is the interim CNI config hoist up writes into its conf dir.
+// ConfFile is the CNI config hoist up writes into its conf dir.
 const ConfFile = "10-hoist.conflist"
 
-// cniConflist is the interim network until flanneld joins hoist up: one
-// bridge with host-local addresses from the node's pod CIDR, masquerade for
-// traffic leaving it, and portmap for hostPorts.
-func cniConflist(podCIDR, ipamDataDir string) ([]byte, error) {
-	if _, _, err := net.ParseCIDR(podCIDR); err != nil {
-		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
-	}
+// cniPaths are where the flannel meta-plugin finds subnet.env and keeps
+// its state.
+type cniPaths struct {
+	SubnetFile  string // flanneld's subnet.env
+	FlannelData string // the meta-plugin's saved delegate configs
+	IPAMData    string // host-local leases
+}
+
+// cniConflist is the node's pod network, the same shape as on every node
+// of a multi-node cluster: the flannel meta-plugin (bridge hoist0 +
+// host-local from subnet.env; flanneld masquerades) and portmap for hostPorts.
+func cniConflist(p cniPaths) []byte {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       "hoist",
 		"plugins": []any{
 			map[string]any{
-				"type":        "bridge",
-				"bridge":      BridgeName,
-				"isGateway":   true,
-				"ipMasq":      true,
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
-					"dataDir": ipamDataDir,
-				},
+				"type":       "flannel",
+				"subnetFile": p.SubnetFile,
+				"dataDir":    p.FlannelData,
+				"delegate":   map[string]any{"bridge": BridgeName, "isDefaultGateway": true, "hairpinMode": true},
+				"ipam":       map[string]any{"dataDir": p.IPAMData},
 			},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
-	return json.MarshalIndent(conf, "", "  ")
+	b, _ := json.MarshalIndent(conf, "", "  ") // maps of strings and bools: cannot fail
+	return b
 }
 
 // writeCNIConf writes the conflist atomically, so the kubelet never reads
 // half a file.
-func writeCNIConf(confDir, podCIDR, ipamDataDir string) (string, error) {
-	b, err := cniConflist(podCIDR, ipamDataDir)
-	if err != nil {
-		return "", err
-	}
+func writeCNIConf(confDir string, p cniPaths) (string, error) {
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		return "", err
 	}
 	path := filepath.Join(confDir, ConfFile)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, append(cniConflist(p), '\n'), 0o644); err != nil {
 		return "", err
 	}
 	return path, os.Rename(tmp, path)

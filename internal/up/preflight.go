@@ -24,7 +24,8 @@ type route struct {
 func (r route) String() string { return fmt.Sprintf("%s dev %s", r.dst, r.link) }
 
 // checkRoutes refuses CIDRs that overlap an existing route, except routes on
-// hoist up's own bridge (left behind by a previous run whose pods it adopts).
+// hoist up's own bridge and flanneld's VXLAN device (left behind by a
+// previous run whose pods it adopts).
 // Default routes cover everything and are not conflicts. cidrs maps the flag
 // that sets a range to its value.
 func checkRoutes(routes []route, cidrs map[string]string) error {
@@ -34,7 +35,7 @@ func checkRoutes(routes []route, cidrs map[string]string) error {
 			return fmt.Errorf("%s %q: %w", name, cidrs[name], err)
 		}
 		for _, r := range routes {
-			if r.dst == nil || r.link == BridgeName {
+			if r.dst == nil || r.link == BridgeName || strings.HasPrefix(r.link, "flannel.") {
 				continue
 			}
 			if ones, _ := r.dst.Mask.Size(); ones == 0 {

@@ -19,7 +19,7 @@ func mustNet(t *testing.T, s string) *net.IPNet {
 }
 
 func TestCheckRoutes(t *testing.T) {
-	cidrs := map[string]string{"--pod-cidr": "10.244.0.0/24", "--service-cidr": "10.96.0.0/12"}
+	cidrs := map[string]string{"--cluster-cidr": "10.244.0.0/16", "--service-cidr": "10.96.0.0/12"}
 	for _, tc := range []struct {
 		name    string
 		routes  []route
@@ -28,11 +28,12 @@ func TestCheckRoutes(t *testing.T) {
 		{"no routes", nil, ""},
 		{"default route is no conflict", []route{{nil, "eth0"}, {mustNet(t, "0.0.0.0/0"), "eth0"}}, ""},
 		{"disjoint", []route{{mustNet(t, "192.168.1.0/24"), "eth0"}}, ""},
-		{"route inside pod CIDR", []route{{mustNet(t, "10.244.0.128/25"), "eth1"}},
-			"--pod-cidr 10.244.0.0/24 overlaps the existing route 10.244.0.128/25 dev eth1: choose another range with --pod-cidr"},
+		{"route inside cluster CIDR", []route{{mustNet(t, "10.244.0.128/25"), "eth1"}},
+			"--cluster-cidr 10.244.0.0/16 overlaps the existing route 10.244.0.128/25 dev eth1: choose another range with --cluster-cidr"},
 		{"route containing service CIDR", []route{{mustNet(t, "10.64.0.0/10"), "vpn0"}},
 			"--service-cidr 10.96.0.0/12 overlaps the existing route 10.64.0.0/10 dev vpn0"},
 		{"own bridge from an earlier run", []route{{mustNet(t, "10.244.0.0/24"), BridgeName}}, ""},
+		{"own VXLAN device from an earlier run", []route{{mustNet(t, "10.244.9.0/24"), "flannel.1"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := checkRoutes(tc.routes, cidrs)
@@ -44,7 +45,7 @@ func TestCheckRoutes(t *testing.T) {
 			}
 		})
 	}
-	if err := checkRoutes(nil, map[string]string{"--pod-cidr": "10.244.0.0"}); err == nil {
+	if err := checkRoutes(nil, map[string]string{"--cluster-cidr": "10.244.0.0"}); err == nil {
 		t.Fatal("a bad CIDR passed")
 	}
 }
@@ -73,7 +74,7 @@ func TestCheckPortsNamesHolder(t *testing.T) {
 
 func TestCNIConf(t *testing.T) {
 	dir := t.TempDir()
-	path, err := writeCNIConf(dir, "10.244.3.0/24", "/data/cni/networks")
+	path, err := writeCNIConf(dir, cniPaths{SubnetFile: "/data/flannel/subnet.env", FlannelData: "/data/cni/flannel", IPAMData: "/data/cni/networks"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,31 +88,44 @@ func TestCNIConf(t *testing.T) {
 	var conf struct {
 		Name    string
 		Plugins []struct {
-			Type                           string
-			Bridge                         string
-			IsGateway, IPMasq, HairpinMode bool
-			IPAM                           struct {
-				Type    string
-				Ranges  [][]struct{ Subnet string }
-				DataDir string
+			Type       string
+			SubnetFile string
+			DataDir    string
+			Delegate   struct {
+				Bridge                        string
+				IsDefaultGateway, HairpinMode bool
 			}
+			IPAM         struct{ DataDir string }
+			Capabilities map[string]bool
 		}
 	}
 	if err := json.Unmarshal(b, &conf); err != nil {
 		t.Fatalf("conflist is not JSON: %v\n%s", err, b)
 	}
-	if len(conf.Plugins) != 2 || conf.Plugins[1].Type != "portmap" {
-		t.Fatalf("want bridge then portmap: %s", b)
+	if len(conf.Plugins) != 2 || conf.Plugins[1].Type != "portmap" || !conf.Plugins[1].Capabilities["portMappings"] {
+		t.Fatalf("want flannel then portmap: %s", b)
 	}
-	br := conf.Plugins[0]
-	if br.Type != "bridge" || br.Bridge != BridgeName || !br.IsGateway || !br.IPMasq || !br.HairpinMode ||
-		br.IPAM.Type != "host-local" || br.IPAM.Ranges[0][0].Subnet != "10.244.3.0/24" || br.IPAM.DataDir != "/data/cni/networks" {
-		t.Fatalf("bridge config wrong: %s", b)
-	}
-	if _, err := writeCNIConf(dir, "not-a-cidr", "/x"); err == nil {
-		t.Fatal("a bad pod CIDR was written")
+	fl := conf.Plugins[0]
+	if fl.Type != "flannel" || fl.SubnetFile != "/data/flannel/subnet.env" || fl.DataDir != "/data/cni/flannel" ||
+		fl.Delegate.Bridge != BridgeName || !fl.Delegate.IsDefaultGateway || !fl.Delegate.HairpinMode || fl.IPAM.DataDir != "/data/cni/networks" {
+		t.Fatalf("flannel config wrong: %s", b)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("want only %s in the conf dir, got %d entries", ConfFile, len(entries))
+	}
+}
+
+func TestNetworkConfig(t *testing.T) {
+	c := Config{ClusterCIDR: "10.50.0.0/16", Backend: "vxlan"}
+	nc, err := c.networkConfig()
+	if err != nil || nc.Network.String() != "10.50.0.0/16" || nc.Backend.Type != "vxlan" || nc.Backend.VNI != 1 {
+		t.Fatalf("network config %+v, %v", nc, err)
+	}
+	c.Backend = "udp"
+	if _, err := c.networkConfig(); err == nil || !strings.Contains(err.Error(), `--cluster-cidr/--backend: network config: Backend.Type "udp" is not supported`) {
+		t.Fatalf("bad backend: %v", err)
+	}
+	if err := checkCNIPlugins(t.TempDir()); err == nil || !strings.Contains(err.Error(), "CNI plugins flannel, host-local, portmap, loopback missing") {
+		t.Fatalf("empty CNI dir: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package up runs a single-machine hoist cluster in one process: the master
-// (embedded etcd) and a kubelet for this machine that joins it through the
-// same join API a remote node uses, on an interim bridge + host-local CNI
-// network until flanneld joins `hoist up`.
+// (embedded etcd), and for this machine a kubelet, flanneld (kube subnet
+// manager) and the service proxy, all joining the master through the same
+// join API and credentials a remote node uses, so the one-machine cluster
+// has the shape of a multi-node one.
 package up
 
 import (
@@ -10,21 +11,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sync/errgroup"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hoist-project/hoist/flannel/config"
+	"github.com/hoist-project/hoist/flannel/metrics"
 	"github.com/hoist-project/hoist/kubelet"
 	"github.com/hoist-project/hoist/master"
 	"github.com/hoist-project/hoist/master/join"
 	"github.com/hoist-project/hoist/packaging/images"
+	"github.com/hoist-project/hoist/proxy"
 )
 
 // Config of a single-machine cluster.
@@ -37,18 +39,17 @@ type Config struct {
 	ContainerdAddress string
 	CNIBinDir         string // default: <dir of the executable>/cni
 	BinDir            string // holds pause and testbox (default: dir of the executable)
-	// PodCIDR is used when the master's node IPAM has not given the node a
-	// podCIDR within PodCIDRWait (or always, when ForcePodCIDR).
-	PodCIDR      string
-	ForcePodCIDR bool
-	PodCIDRWait  time.Duration // default 20 s
-	CgroupParent string        // default kubepods
-	Stdout       io.Writer     // the kubectl hint; default os.Stdout
-	Log          *slog.Logger
+	CgroupParent      string // default kubepods
+	// Network: flanneld's public interface/IP (default: the default
+	// route's) and backend (default vxlan).
+	Iface    string
+	PublicIP netip.Addr
+	Backend  string
+	// ProxyMode is the service proxy's data path (default iptables).
+	ProxyMode string
+	Stdout    io.Writer // the kubectl hint; default os.Stdout
+	Log       *slog.Logger
 }
-
-// DefaultPodCIDR is the node's pod range when node IPAM gives none.
-const DefaultPodCIDR = "10.244.0.0/24"
 
 func (c *Config) defaults() error {
 	if c.DataDir == "" {
@@ -85,11 +86,11 @@ func (c *Config) defaults() error {
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = master.DefaultServiceCIDR
 	}
-	if c.PodCIDR == "" {
-		c.PodCIDR = DefaultPodCIDR
+	if c.Backend == "" {
+		c.Backend = config.VXLAN
 	}
-	if c.PodCIDRWait == 0 {
-		c.PodCIDRWait = 20 * time.Second
+	if c.ProxyMode == "" {
+		c.ProxyMode = proxy.ModeIPTables
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
@@ -111,14 +112,20 @@ func Preflight(cfg Config) error {
 		return err
 	}
 	if err := checkRoutes(routes, map[string]string{
-		"--cluster-cidr": cfg.ClusterCIDR, "--service-cidr": cfg.ServiceCIDR, "--pod-cidr": cfg.PodCIDR,
+		"--cluster-cidr": cfg.ClusterCIDR, "--service-cidr": cfg.ServiceCIDR,
 	}); err != nil {
 		return err
 	}
+	if _, err := cfg.networkConfig(); err != nil {
+		return err
+	}
 	return checkPorts(map[string]string{
-		"API":         cfg.SecureAddress,
-		"etcd client": hostOf(master.DefaultEtcdClientURL),
-		"etcd peer":   hostOf(master.DefaultEtcdPeerURL),
+		"API":              cfg.SecureAddress,
+		"etcd client":      hostOf(master.DefaultEtcdClientURL),
+		"etcd peer":        hostOf(master.DefaultEtcdPeerURL),
+		"flanneld healthz": metrics.DefaultAddress,
+		"proxy healthz":    proxy.DefaultHealthzAddress,
+		"proxy metrics":    proxy.DefaultMetricsAddress,
 	})
 }
 
@@ -127,8 +134,8 @@ func hostOf(rawURL string) string {
 	return u.Host
 }
 
-// Run preflights, then runs master and kubelet until ctx ends. Pods keep
-// running when it returns; the next Run adopts them.
+// Run preflights, then runs master, kubelet, flanneld and the proxy until
+// ctx ends. Pods keep running when it returns; the next Run adopts them.
 func Run(ctx context.Context, cfg Config) error {
 	if err := Preflight(cfg); err != nil {
 		return err
@@ -138,8 +145,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if _, err := images.Build(ctx, images.BuildOptions{OutDir: imageDir, BinDir: cfg.BinDir}); err != nil {
 		return fmt.Errorf("build images: %w", err) // names the missing binary and says to run make build
 	}
-	if fi, err := os.Stat(filepath.Join(cfg.CNIBinDir, "bridge")); err != nil || fi.IsDir() {
-		return fmt.Errorf("no CNI bridge plugin in %s: run `make build` or pass --cni-bin-dir", cfg.CNIBinDir)
+	if err := checkCNIPlugins(cfg.CNIBinDir); err != nil {
+		return err
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -157,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 		return g.Wait() // the master failed (or we were stopped) before serving
 	}
-	client, err := joinNode(ctx, cfg, info)
+	node, err := joinNode(ctx, cfg, info)
 	if err != nil {
 		return stopWith(g, err)
 	}
@@ -168,21 +175,11 @@ func Run(ctx context.Context, cfg Config) error {
 			ContainerdAddress: cfg.ContainerdAddress, ContainerdNamespace: "k8s.hoist",
 			CNIConfDir: confDir, CNIBinDirs: []string{cfg.CNIBinDir},
 			ImageDir: imageDir, LogRoot: filepath.Join(cfg.DataDir, "pods-logs"),
-			CgroupParent: cfg.CgroupParent, Client: client, Log: cfg.Log,
+			CgroupParent: cfg.CgroupParent, Client: node.client, Log: cfg.Log,
 		})
 	})
-	g.Go(func() error {
-		cidr := cfg.PodCIDR
-		if !cfg.ForcePodCIDR {
-			cidr = waitPodCIDR(ctx, client, cfg.NodeName, cfg.PodCIDR, cfg.PodCIDRWait, cfg.Log)
-		}
-		path, err := writeCNIConf(confDir, cidr, filepath.Join(cfg.DataDir, "cni", "networks"))
-		if err != nil {
-			return fmt.Errorf("write CNI config: %w", err)
-		}
-		cfg.Log.Info("interim CNI config written", "path", path, "podCIDR", cidr)
-		return nil
-	})
+	g.Go(func() error { return runFlanneld(ctx, cfg, node.client, confDir) })
+	g.Go(func() error { return runProxy(ctx, cfg, node.kubeconfig) })
 	fmt.Fprintf(cfg.Stdout, "hoist up: cluster serving at %s; node %s joined.\nUse:\n  kubectl --kubeconfig %s get nodes\n",
 		info.LocalURL, cfg.NodeName, info.AdminKubeconfig)
 	return g.Wait()
@@ -197,40 +194,28 @@ func stopWith(g *errgroup.Group, err error) error {
 	return err
 }
 
+// joinedNode is the built-in node's identity on its master.
+type joinedNode struct {
+	kubeconfig string // <data-dir>/node/kubelet.kubeconfig
+	client     kubernetes.Interface
+}
+
 // joinNode joins the built-in node exactly as a remote node would and
-// returns a clientset with the node's credentials.
-func joinNode(ctx context.Context, cfg Config, info master.Serving) (kubernetes.Interface, error) {
+// returns its kubeconfig and a clientset with the node's credentials.
+func joinNode(ctx context.Context, cfg Config, info master.Serving) (joinedNode, error) {
 	kc, err := join.Join(ctx, join.Config{
 		Server: info.AdvertisedURL, Token: info.JoinToken, CACertHash: info.CACertHash,
 		NodeName: cfg.NodeName, Dir: filepath.Join(cfg.DataDir, "node"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("join the built-in node: %w", err)
+		return joinedNode{}, fmt.Errorf("join the built-in node: %w", err)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
-		return nil, fmt.Errorf("node kubeconfig %s: %w", kc, err)
+		return joinedNode{}, fmt.Errorf("node kubeconfig %s: %w", kc, err)
 	}
 	// The node authorizer decodes what a node creates as JSON.
 	rc.ContentType = "application/json"
-	return kubernetes.NewForConfig(rc)
-}
-
-// waitPodCIDR waits for node IPAM to give the node a podCIDR (the kubelet
-// registers the Node first) and falls back to def.
-func waitPodCIDR(ctx context.Context, c kubernetes.Interface, node, def string, wait time.Duration, log *slog.Logger) string {
-	deadline := time.Now().Add(wait)
-	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil && n.Spec.PodCIDR != "" {
-			if _, _, err := net.ParseCIDR(n.Spec.PodCIDR); err == nil {
-				return n.Spec.PodCIDR
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	log.Warn("node has no podCIDR from the master; using the default", "node", node, "podCIDR", def)
-	return def
+	client, err := kubernetes.NewForConfig(rc)
+	return joinedNode{kubeconfig: kc, client: client}, err
 }

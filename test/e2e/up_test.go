@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/namespaces"
-	"github.com/vishvananda/netlink"
 
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/internal/testenv"
@@ -39,7 +38,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	testenv.Binary(t, "pause") // hoist up builds its images from the binaries next to it
 	testenv.Binary(t, "testbox")
 	cniDir := t.TempDir()
-	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
+	for _, p := range []string{"flannel", "host-local", "loopback", "portmap"} {
 		if err := os.Symlink(testenv.Binary(t, "cni/"+p), filepath.Join(cniDir, p)); err != nil {
 			t.Fatal(err)
 		}
@@ -77,14 +76,11 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	inNS := func(name string, args ...string) *exec.Cmd {
 		return exec.Command(nsenter, append([]string{"--net=" + nsPath, "--", name}, args...)...)
 	}
-	if err := nsutil.Do(nsPath, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
-	}); err != nil {
-		t.Fatalf("lo up: %v", err)
+	// The netns stands for a machine: lo, and a "NIC" with the default
+	// route, whose address flanneld's VXLAN device and the NodePorts use.
+	const nodeIP = "192.0.2.10"
+	if err := nsutil.Do(nsPath, func() error { return setUpMachineNetns(nodeIP) }); err != nil {
+		t.Fatalf("set up the machine netns: %v", err)
 	}
 
 	dataDir := t.TempDir()
@@ -214,13 +210,36 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	tRunning := time.Since(t0)
 	getHostname(podIP)
 	pid := taskPID(t, ctrd, containerID)
+	checkPodInNodeSubnet(t, filepath.Join(dataDir, "flannel", "subnet.env"), podIP, func() (string, error) {
+		return k("get", "node", node, "-o", "jsonpath={.spec.podCIDR}")
+	})
+
+	// The service proxy: ClusterIP and NodePort reach the pod.
+	if out, err := k("expose", "pod", "web", "--port=80", "--target-port=8080", "--type=NodePort"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err := k("get", "service", "web", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].nodePort}")
+	svc := strings.Fields(out)
+	if err != nil || len(svc) != 2 {
+		t.Fatalf("service web: %q %v", out, err)
+	}
+	getThroughService := func() {
+		t.Helper()
+		for _, addr := range []string{net.JoinHostPort(svc[0], "80"), net.JoinHostPort(nodeIP, svc[1])} {
+			waitFor("GET /hostname through the service at "+addr, 60*time.Second, func() (bool, string) {
+				b, err := getInNetns(nsPath, addr, "/hostname")
+				return err == nil && b == "web", fmt.Sprint(b, err)
+			})
+		}
+	}
+	getThroughService()
 
 	// A second hoist up on the same machine is refused by preflight.
 	clash := inNS(hoist, "up", "--data-dir", t.TempDir(), "--secure-address", "127.0.0.1:6443",
 		"--containerd-address", ctrd.Address, "--cni-bin-dir", cniDir)
-	out, err := clash.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "API port 6443 is already in use (held by hoist[") {
-		t.Fatalf("second hoist up: want a refusal naming port 6443 and its holder, got %v: %s", err, out)
+	clashOut, err := clash.CombinedOutput()
+	if err == nil || !strings.Contains(string(clashOut), "API port 6443 is already in use (held by hoist[") {
+		t.Fatalf("second hoist up: want a refusal naming port 6443 and its holder, got %v: %s", err, clashOut)
 	}
 
 	// Stopping hoist up leaves the pod serving; starting again adopts it.
@@ -238,6 +257,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 			fmt.Sprint(phase, ip, cid, restarts, err)
 	})
 	getHostname(podIP)
+	getThroughService()
 	if again := taskPID(t, ctrd, containerID); again != pid {
 		t.Fatalf("container %s restarted across hoist up's restart: pid %d, then %d", containerID, pid, again)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/hoist-project/hoist/proxy/changes"
 	ct "github.com/hoist-project/hoist/proxy/changes/changestest"
 	"github.com/hoist-project/hoist/proxy/conntrack"
+	"github.com/hoist-project/hoist/proxy/ebpf"
+	"github.com/hoist-project/hoist/proxy/ebpf/ebpftest"
 	"github.com/hoist-project/hoist/proxy/healthcheck"
 	"github.com/hoist-project/hoist/proxy/iptables"
 )
@@ -37,6 +40,15 @@ type nodeEnv struct {
 	tracker *changes.Tracker
 	syncer  *Syncer
 	metrics *healthcheck.Metrics
+	mode    string
+	bpf     bpfEnv // eBPF mode only
+}
+
+// bpfEnv is where an eBPF-mode test proxy pins and attaches: a private
+// bpffs and a private cgroup v2 whose processes are the test's clients.
+type bpfEnv struct {
+	pinDir, cgroup string
+	proxier        *ebpf.Proxier
 }
 
 type pod struct {
@@ -49,11 +61,20 @@ const (
 	podUDPPort = 5353
 )
 
-func newNodeEnv(t *testing.T, pods int) *nodeEnv {
+func newNodeEnv(t *testing.T, pods int) *nodeEnv { return newModeEnv(t, ModeIPTables, pods) }
+
+// newModeEnv is a node env whose proxy uses the given data path.
+func newModeEnv(t *testing.T, mode string, pods int) *nodeEnv {
 	testenv.RequireCommand(t, "iptables", "iptables")
+	testenv.RequireCommand(t, "nsenter", "util-linux")
 	f := testenv.Fabric(t, 2)
 	nodes := f.Nodes()
-	e := &nodeEnv{t: t, f: f, node: nodes[0], outside: nodes[1]}
+	e := &nodeEnv{t: t, f: f, node: nodes[0], outside: nodes[1], mode: mode}
+	if mode == ModeEBPF {
+		e.bpf.pinDir = t.TempDir()
+		t.Cleanup(func() { _ = unix.Unmount(e.bpf.pinDir, unix.MNT_DETACH) })
+		e.bpf.cgroup = ebpftest.Cgroup(t)
+	}
 	e.exec(e.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	e.exec(e.node, "ip", "link", "add", "hstbr0", "type", "bridge")
 	e.exec(e.node, "ip", "addr", "add", "10.244.0.1/24", "dev", "hstbr0")
@@ -74,10 +95,26 @@ func newNodeEnv(t *testing.T, pods int) *nodeEnv {
 	return e
 }
 
+// newSyncer starts the proxy's data path, as a (re)started proxy does.
 func (e *nodeEnv) newSyncer() *Syncer {
 	e.t.Helper()
-	dp, err := iptables.NewProxier(context.Background(), iptables.Config{ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")},
-		iptables.ExecRunner{Netns: e.node.Netns}, e.metrics)
+	var dp DataPath
+	var err error
+	if e.mode == ModeEBPF {
+		if e.bpf.proxier != nil {
+			e.bpf.proxier.Close() // the old process exits; pins stay
+		}
+		e.bpf.proxier, err = ebpf.NewProxier(ebpf.Config{PinDir: e.bpf.pinDir, Cgroup: e.bpf.cgroup,
+			Interfaces: []string{"eth0"}, NetnsPath: e.node.NetnsPath}, e.metrics)
+		if err == nil {
+			p := e.bpf.proxier
+			e.t.Cleanup(func() { _ = p.Cleanup() })
+		}
+		dp = e.bpf.proxier
+	} else {
+		dp, err = iptables.NewProxier(context.Background(), iptables.Config{ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")},
+			iptables.ExecRunner{Netns: e.node.Netns}, e.metrics)
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -185,6 +222,19 @@ func (e *nodeEnv) sync(full bool) {
 	if err := e.syncer.Sync(context.Background(), full); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// dialer connects to a TCP address and returns the server's line.
+type dialer func(addr string) (string, error)
+
+// from returns how a client in network namespace nsPath connects: for the
+// eBPF mode, a process in the test cgroup (whose socket programs act on
+// it); otherwise this process.
+func (e *nodeEnv) from(nsPath string) dialer {
+	if e.mode == ModeEBPF {
+		return ebpftest.Client{Cgroup: e.bpf.cgroup, NetnsPath: nsPath}.TCP
+	}
+	return func(addr string) (string, error) { return tcpGet(nsPath, addr) }
 }
 
 // tcpGet connects from inside nsPath and returns the server's line.

@@ -22,9 +22,14 @@ var svcTCP = clusterIP + ":80"
 
 // reachesAll polls until connections from nsPath have reached every pod.
 func (e *nodeEnv) reachesAll(from, addr string, pods int) map[string]string {
+	return e.reachesAllVia(e.from(from), addr, pods)
+}
+
+// reachesAllVia polls until connections by dial have reached every pod.
+func (e *nodeEnv) reachesAllVia(dial dialer, addr string, pods int) map[string]string {
 	seen := map[string]string{} // pod → client address it saw
-	eventually(e.t, "connections to "+addr+" reach every pod", 10*time.Second, func() error {
-		reply, err := tcpGet(from, addr)
+	eventually(e.t, "connections to "+addr+" reach every pod", 20*time.Second, func() error {
+		reply, err := dial(addr)
 		if err != nil {
 			return err
 		}

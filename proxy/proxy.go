@@ -1,13 +1,14 @@
 // Package proxy is the service proxy: Services and EndpointSlices from
 // client-go informers feed a change tracker (proxy/changes); a rate-limited
-// loop syncs a data path from complete snapshots. Only the iptables data
-// path (proxy/iptables) exists so far.
+// loop syncs a data path from complete snapshots: iptables (proxy/iptables)
+// or eBPF (proxy/ebpf).
 package proxy
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/proxy/changes"
 	"github.com/hoist-project/hoist/proxy/conntrack"
+	"github.com/hoist-project/hoist/proxy/ebpf"
 	"github.com/hoist-project/hoist/proxy/healthcheck"
 	"github.com/hoist-project/hoist/proxy/iptables"
 )
@@ -41,9 +43,6 @@ const (
 	DefaultFullSyncPeriod  = time.Hour
 )
 
-// ErrEBPFNotImplemented is returned for --mode ebpf until that data path lands.
-var ErrEBPFNotImplemented = errors.New("ebpf mode: not implemented yet")
-
 // Config configures the proxy on one node.
 type Config struct {
 	Kubeconfig         string // "" uses the in-cluster config
@@ -58,6 +57,16 @@ type Config struct {
 	SyncPeriod         time.Duration // periodic sync (also conntrack) without changes
 	FullSyncPeriod     time.Duration // periodic full rewrite, repairing foreign edits
 	Log                *slog.Logger
+
+	// eBPF mode.
+	BPFFSDir           string   // bpffs directory for pinned maps and links; default ebpf.DefaultPinDir
+	CgroupPath         string   // cgroup v2 directory the socket programs attach to; default the cgroup v2 root
+	NodePortInterfaces []string // interfaces with the tc NodePort programs; nil: all non-loopback with IPv4
+
+	// NetnsPath programs the data path inside this network namespace
+	// (tests): iptables rules, conntrack and eBPF tc links. The eBPF socket
+	// programs follow CgroupPath instead.
+	NetnsPath string
 }
 
 func (c *Config) defaults() {
@@ -79,9 +88,7 @@ func (c *Config) defaults() {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	switch cfg.Mode {
-	case ModeIPTables:
-	case ModeEBPF:
-		return ErrEBPFNotImplemented
+	case ModeIPTables, ModeEBPF:
 	default:
 		return fmt.Errorf("proxy: unknown mode %q (use %s or %s)", cfg.Mode, ModeIPTables, ModeEBPF)
 	}
@@ -97,13 +104,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("proxy: client: %w", err)
 	}
 	metrics := healthcheck.NewMetrics()
-	dp, err := iptables.NewProxier(ctx, iptables.Config{
-		ClusterCIDR: cfg.ClusterCIDR, NodePortAddresses: cfg.NodePortAddresses, LocalhostNodePorts: cfg.LocalhostNodePorts,
-	}, iptables.ExecRunner{}, metrics)
+	dp, err := newDataPath(ctx, cfg, metrics)
 	if err != nil {
 		return err
 	}
-	ct, err := conntrack.New("")
+	if c, ok := dp.(io.Closer); ok {
+		defer c.Close() // eBPF: handles only; the pinned programs keep working
+	}
+	ct, err := conntrack.New(cfg.NetnsPath)
 	if err != nil {
 		return err
 	}
@@ -111,6 +119,18 @@ func Run(ctx context.Context, cfg Config) error {
 	nodePorts := healthcheck.NewNodePortServers()
 	defer nodePorts.Close()
 	return run(ctx, cfg, client, &Syncer{DataPath: dp, Conntrack: ct, NodePorts: nodePorts, Metrics: metrics, Log: cfg.Log})
+}
+
+func newDataPath(ctx context.Context, cfg Config, metrics *healthcheck.Metrics) (DataPath, error) {
+	if cfg.Mode == ModeEBPF {
+		return ebpf.NewProxier(ebpf.Config{
+			PinDir: cfg.BPFFSDir, Cgroup: cfg.CgroupPath, Interfaces: cfg.NodePortInterfaces,
+			NodePortAddresses: cfg.NodePortAddresses, LocalhostNodePorts: cfg.LocalhostNodePorts, NetnsPath: cfg.NetnsPath,
+		}, metrics)
+	}
+	return iptables.NewProxier(ctx, iptables.Config{
+		ClusterCIDR: cfg.ClusterCIDR, NodePortAddresses: cfg.NodePortAddresses, LocalhostNodePorts: cfg.LocalhostNodePorts,
+	}, iptables.ExecRunner{NetnsPath: cfg.NetnsPath}, metrics)
 }
 
 // run wires informers of client to a tracker and runs the sync loop of s

@@ -127,10 +127,7 @@ func TestRunInformersToSyncs(t *testing.T) {
 	}
 }
 
-func TestRunRejectsEBPFAndBadMode(t *testing.T) {
-	if err := Run(context.Background(), Config{Mode: ModeEBPF, NodeName: "n0"}); !errors.Is(err, ErrEBPFNotImplemented) {
-		t.Fatalf("ebpf: %v", err)
-	}
+func TestRunRejectsBadMode(t *testing.T) {
 	if err := Run(context.Background(), Config{Mode: "ipvs", NodeName: "n0"}); err == nil {
 		t.Fatal("unknown mode accepted")
 	}

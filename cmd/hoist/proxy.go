@@ -9,11 +9,13 @@ import (
 	"strings"
 
 	"github.com/hoist-project/hoist/proxy"
+	"github.com/hoist-project/hoist/proxy/ebpf"
 )
 
 const proxyUsage = `usage: hoist proxy --node-name NAME [--kubeconfig PATH] [--mode iptables|ebpf]
   [--cluster-cidr CIDR] [--nodeport-addresses IP[,IP...]] [--localhost-nodeports]
-  [--healthz-address ADDR] [--metrics-address ADDR] [--min-sync-interval D] [--sync-period D] [--full-sync-period D]`
+  [--healthz-address ADDR] [--metrics-address ADDR] [--min-sync-interval D] [--sync-period D] [--full-sync-period D]
+  [--bpffs-dir DIR] [--cgroup-path DIR] [--nodeport-interfaces IF[,IF...]]   (ebpf mode)`
 
 // runProxy parses flags into proxy.Config and runs the service proxy.
 func runProxy(ctx context.Context, args []string) error {
@@ -31,6 +33,9 @@ func runProxy(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.MinSyncInterval, "min-sync-interval", proxy.DefaultMinSyncInterval, "minimum time between syncs")
 	fs.DurationVar(&cfg.SyncPeriod, "sync-period", proxy.DefaultSyncPeriod, "period of the sync without changes (rules and conntrack)")
 	fs.DurationVar(&cfg.FullSyncPeriod, "full-sync-period", proxy.DefaultFullSyncPeriod, "period of the full rewrite of every chain")
+	fs.StringVar(&cfg.BPFFSDir, "bpffs-dir", ebpf.DefaultPinDir, "ebpf mode: bpffs directory for the pinned maps and links (mounted if needed)")
+	fs.StringVar(&cfg.CgroupPath, "cgroup-path", "", "ebpf mode: cgroup v2 directory for the socket programs (default: the cgroup v2 root)")
+	npi := fs.String("nodeport-interfaces", "", "ebpf mode: comma-separated interfaces that get the tc NodePort programs (default: every non-loopback interface with an IPv4 address)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("proxy: %v\n%s", err, proxyUsage)}
 	}
@@ -57,6 +62,11 @@ func runProxy(ctx context.Context, args []string) error {
 				return usageError{fmt.Sprintf("proxy: --nodeport-addresses: %q is not an IPv4 address", s)}
 			}
 			cfg.NodePortAddresses = append(cfg.NodePortAddresses, a)
+		}
+	}
+	if *npi != "" {
+		for _, s := range strings.Split(*npi, ",") {
+			cfg.NodePortInterfaces = append(cfg.NodePortInterfaces, strings.TrimSpace(s))
 		}
 	}
 	return proxy.Run(ctx, cfg)

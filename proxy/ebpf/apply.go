@@ -29,14 +29,10 @@ type ApplyStats struct{ Puts, Deletes int }
 // kernel, so an unchanged state writes nothing.
 func (a *Applier) Apply(m Maps) (ApplyStats, error) {
 	var st ApplyStats
-	if a.prev == nil {
-		cur, err := a.read()
-		if err != nil {
-			return st, err
-		}
-		a.prev = &cur
+	prev, err := a.Current()
+	if err != nil {
+		return st, err
 	}
-	prev := a.prev
 	a.prev = nil // unknown until this apply completes
 	for k, v := range m.Backends {
 		if old, ok := prev.Backends[k]; !ok || old != v {
@@ -73,6 +69,23 @@ func (a *Applier) Apply(m Maps) (ApplyStats, error) {
 	a.prev = &m
 	return st, nil
 }
+
+// Current returns what the maps hold (read from the kernel unless this
+// applier wrote it).
+func (a *Applier) Current() (Maps, error) {
+	if a.prev == nil {
+		cur, err := a.read()
+		if err != nil {
+			return cur, err
+		}
+		a.prev = &cur
+	}
+	return *a.prev, nil
+}
+
+// Forget makes the next Apply read the maps again, repairing entries that
+// someone else changed.
+func (a *Applier) Forget() { a.prev = nil }
 
 func (a *Applier) read() (Maps, error) {
 	m := Maps{Services: map[ServiceKey]ServiceValue{}, Backends: map[BackendKey]BackendValue{}}

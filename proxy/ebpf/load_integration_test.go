@@ -1,19 +1,16 @@
-package ebpf
+package ebpf_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
+	ciliumebpf "github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -22,50 +19,28 @@ import (
 	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/proxy/changes"
 	ct "github.com/hoist-project/hoist/proxy/changes/changestest"
+	"github.com/hoist-project/hoist/proxy/ebpf"
+	"github.com/hoist-project/hoist/proxy/ebpf/ebpftest"
 )
 
-// TestIntegrationEBPFConnect4 loads the programs (the verifier is the
-// first check), attaches them to a private cgroup v2 and connects from a
-// process in that cgroup, inside a private netns, to service addresses
-// rendered by Render.
+func TestMain(m *testing.M) {
+	ebpftest.Main()
+	os.Exit(m.Run())
+}
+
+// TestIntegrationEBPFConnect4 runs the Proxier against a private bpffs
+// (which it mounts) and a private cgroup v2, and connects from a process in
+// that cgroup, inside a private netns, to service addresses.
 func TestIntegrationEBPFConnect4(t *testing.T) {
 	testenv.RequireRoot(t)
-	busybox := testenv.RequireCommand(t, "busybox", "busybox-static")
+	testenv.RequireCommand(t, "nsenter", "util-linux")
 	pin := t.TempDir()
-	if err := unix.Mount("bpf", pin, "bpf", 0, ""); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(pin, 0) })
-	var objs proxyObjects
-	if err := loadProxyObjects(&objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pin}}); err != nil {
-		t.Fatalf("load programs: %v", err)
-	}
-	t.Cleanup(func() { objs.Close() })
-
-	cgroup := filepath.Join("/sys/fs/cgroup/unified", "hoist-"+testenv.UniqueName("cg"))
-	if err := os.Mkdir(cgroup, 0o755); err != nil {
-		t.Fatalf("create cgroup v2 (needs cgroup2 at /sys/fs/cgroup/unified): %v", err)
-	}
-	t.Cleanup(func() { _ = os.Remove(cgroup) })
-	for _, p := range []struct {
-		prog *ebpf.Program
-		at   ebpf.AttachType
-	}{
-		{objs.HoistConnect4, ebpf.AttachCGroupInet4Connect},
-		{objs.HoistSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
-		{objs.HoistRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
-		{objs.HoistGetpeername4, ebpf.AttachCgroupInet4GetPeername},
-	} {
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroup, Attach: p.at, Program: p.prog})
-		if err != nil {
-			t.Fatalf("attach %v: %v", p.at, err)
-		}
-		t.Cleanup(func() { l.Close() })
-	}
+	t.Cleanup(func() { _ = unix.Unmount(pin, unix.MNT_DETACH) })
+	cgroup := ebpftest.Cgroup(t)
 
 	// The backend listens on loopback of a private netns that has no route
 	// to the service CIDR: only the rewrite can reach it.
-	nsName := "hoist-" + testenv.UniqueName("bpf")
+	nsName := testenv.UniqueName("hoist-bpf")
 	nsPath, err := nsutil.CreateNamed(nsName)
 	if err != nil {
 		t.Fatal(err)
@@ -113,67 +88,71 @@ func TestIntegrationEBPFConnect4(t *testing.T) {
 	tr.SetSlice(ct.Slice("web", "web-0", []discovery.EndpointPort{ct.SlicePort("http", v1.ProtocolTCP, backendPort), ct.SlicePort("dns", v1.ProtocolUDP, backendPort)}, ct.EP{IP: "127.0.0.1"}))
 	tr.SetService(ct.Service("empty", "10.96.0.11", []v1.ServicePort{ct.Port("", v1.ProtocolTCP, 80, "80", 0)}))
 	st, _, _ := tr.Snapshot()
-	ids := NewIDs()
-	m := Render(st, ids)
-	if stats, err := NewApplier(objs.HoistServices, objs.HoistBackends).Apply(m); err != nil || stats.Puts != len(m.Services)+len(m.Backends) {
-		t.Fatalf("first apply: %+v %v", stats, err)
+	cfg := ebpf.Config{PinDir: pin, Cgroup: cgroup, Interfaces: []string{}, NetnsPath: nsPath}
+	p, err := ebpf.NewProxier(cfg, nil)
+	if err != nil {
+		t.Fatalf("load and attach: %v", err)
 	}
-	// A restarted proxy reads the pinned maps and writes nothing.
-	restarted := NewApplier(objs.HoistServices, objs.HoistBackends)
-	if stats, err := restarted.Apply(Render(st, ids)); err != nil || stats != (ApplyStats{}) {
-		t.Fatalf("apply after restart: %+v %v", stats, err)
+	t.Cleanup(func() { _ = p.Cleanup() })
+	if err := p.Sync(t.Context(), st, true); err != nil || p.LastApply().Puts != 5 {
+		t.Fatalf("first sync: %+v %v (want 3 services and 2 backends written)", p.LastApply(), err)
+	}
+	// A restarted proxy adopts the pinned maps and links and writes nothing.
+	p.Close()
+	if p, err = ebpf.NewProxier(cfg, nil); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if err := p.Sync(t.Context(), st, true); err != nil || p.LastApply() != (ebpf.ApplyStats{}) {
+		t.Fatalf("sync after restart: %+v %v", p.LastApply(), err)
 	}
 
-	cg, err := os.Open(cgroup)
+	// A full sync repairs an entry someone else deleted from the pinned map.
+	pinned, err := ciliumebpf.LoadPinnedMap(filepath.Join(pin, "proxy", "hoist_services"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cg.Close()
-	nc := func(addr string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		host, port, _ := net.SplitHostPort(addr)
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsName, busybox, "nc", host, port)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
+	var k ebpf.ServiceKey
+	var v ebpf.ServiceValue
+	if !pinned.Iterate().Next(&k, &v) {
+		t.Fatal("pinned service map is empty")
 	}
-	self, err := os.Executable()
-	if err != nil {
+	if err := pinned.Delete(k); err != nil {
 		t.Fatal(err)
 	}
-	client := func(mode, addr string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsName, self)
-		cmd.Env = append(os.Environ(), clientEnv+"="+mode, "HOIST_BPF_ADDR="+addr)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
+	pinned.Close()
+	if err := p.Sync(t.Context(), st, true); err != nil || p.LastApply() != (ebpf.ApplyStats{Puts: 1}) {
+		t.Fatalf("full sync after a foreign delete: %+v %v, want the entry written back", p.LastApply(), err)
 	}
+	// A cgroup that does not exist is named in the error.
+	bad := cfg
+	bad.Cgroup = cgroup + "-missing"
+	if _, err := ebpf.NewProxier(bad, nil); err == nil || !strings.Contains(err.Error(), bad.Cgroup) {
+		t.Fatalf("missing cgroup: %v", err)
+	}
+
+	c := ebpftest.Client{Cgroup: cgroup, NetnsPath: nsPath}
 	// TCP: connect4 rewrites, getpeername4 shows the service address again.
-	out, err := client("tcp", "10.96.0.10:80")
+	out, err := c.TCP("10.96.0.10:80")
 	if err != nil || !strings.HasPrefix(out, "backend 127.0.0.1:") || !strings.HasSuffix(out, "peer=10.96.0.10:80") {
 		t.Fatalf("TCP to the cluster IP: %v: %q", err, out)
 	}
 	// Unconnected UDP: sendmsg4 rewrites, recvmsg4 restores the source.
-	out, err = client("udp", "10.96.0.10:53")
+	out, err = c.UDP("10.96.0.10:53")
 	if err != nil || out != "udp-backend peer=10.96.0.10:53" {
 		t.Fatalf("UDP to the cluster IP: %v: %q", err, out)
 	}
 	// The backend leaves: the service entry flips to no backends and refuses.
 	tr.SetSlice(ct.Slice("web", "web-0", nil))
 	st, _, _ = tr.Snapshot()
-	if stats, err := restarted.Apply(Render(st, ids)); err != nil || stats.Deletes != 2 || stats.Puts != 2 {
-		t.Fatalf("apply of an endpoint removal: %+v %v (want the 2 services updated, the 2 slots deleted)", stats, err)
+	if err := p.Sync(t.Context(), st, false); err != nil || p.LastApply() != (ebpf.ApplyStats{Puts: 2, Deletes: 2}) {
+		t.Fatalf("sync of an endpoint removal: %+v %v (want the 2 services updated, the 2 slots deleted)", p.LastApply(), err)
 	}
-	if out, err := client("tcp", "10.96.0.10:80"); err == nil || !strings.Contains(out, "refused") {
+	if out, err := c.TCP("10.96.0.10:80"); !ebpftest.IsRefused(out, err) {
 		t.Fatalf("service whose endpoint left: %v: %q", err, out)
 	}
-
 	start := time.Now()
-	out, err = nc("10.96.0.11:80")
-	if err == nil || !strings.Contains(out, "refused") || time.Since(start) > 2*time.Second {
+	out, err = c.TCP("10.96.0.11:80")
+	if !ebpftest.IsRefused(out, err) || time.Since(start) > 2*time.Second {
 		t.Fatalf("service without endpoints: %v: %q after %s, want connection refused at once", err, out, time.Since(start))
 	}
 }

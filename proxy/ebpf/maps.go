@@ -16,11 +16,17 @@ type (
 	ServiceValue = proxySvcValue
 	BackendKey   = proxyBackendKey
 	BackendValue = proxyBackendValue
+	FlowKey      = proxyFlowKey
+	FlowValue    = proxyFlowValue
 )
 
 const (
-	flagAffinity = 1
-	scopeService = 0
+	flagAffinity  = 1
+	scopeService  = 0 // socket hooks
+	scopeNodePort = 1 // tc ingress from outside the node
+	// localSet marks the ID of a service's node-local backend set, which
+	// tc uses: replies of a DNATed flow must come back through this node.
+	localSet = 1 << 31
 )
 
 // Maps is the complete desired content of the service and backend maps.
@@ -32,45 +38,117 @@ type Maps struct {
 }
 
 // IDs hands out stable service IDs (the backend map's key prefix) so a
-// sync rewrites only what changed. IDs of services that disappear are
-// reused only after a sync no longer references them.
+// sync rewrites only what changed. An ID released by one render is reused
+// only from the one after, when the kernel no longer references it.
 type IDs struct {
-	byName map[changes.ServicePortName]uint32
-	next   uint32
-	free   []uint32
+	byName  map[changes.ServicePortName]uint32
+	used    map[uint32]bool
+	next    uint32
+	free    []uint32
+	pending []uint32
+	adopted map[ServiceKey]uint32
 }
 
 // NewIDs returns an empty allocator.
-func NewIDs() *IDs { return &IDs{byName: map[changes.ServicePortName]uint32{}, next: 1} }
-
-func (a *IDs) id(n changes.ServicePortName) uint32 {
-	if id, ok := a.byName[n]; ok {
-		return id
-	}
-	id := a.next
-	if len(a.free) > 0 {
-		id, a.free = a.free[len(a.free)-1], a.free[:len(a.free)-1]
-	} else {
-		a.next++
-	}
-	a.byName[n] = id
-	return id
+func NewIDs() *IDs {
+	return &IDs{byName: map[changes.ServicePortName]uint32{}, used: map[uint32]bool{}, next: 1}
 }
 
-// retain frees the IDs of services not in keep.
-func (a *IDs) retain(keep map[changes.ServicePortName]*changes.ServicePort) {
-	for n, id := range a.byName {
-		if _, ok := keep[n]; !ok {
-			delete(a.byName, n)
-			a.free = append(a.free, id)
+// Adopt takes over the IDs of service entries a previous process left in
+// the maps, so a restarted proxy renders the same IDs and writes nothing
+// for unchanged services. Call it before the first Render.
+func (a *IDs) Adopt(services map[ServiceKey]ServiceValue) {
+	a.adopted = map[ServiceKey]uint32{}
+	for k, v := range services {
+		if k.Scope != scopeService {
+			continue
+		}
+		id := v.Id &^ localSet
+		a.adopted[k] = id
+		a.used[id] = true
+		if id >= a.next {
+			a.next = id + 1
 		}
 	}
 }
 
-// Render computes the maps for st: one service entry per cluster IP and
-// external IP port, and count backend slots of its usable endpoints.
-// internalTrafficPolicy Local narrows the backends to this node's.
-func Render(st changes.State, ids *IDs) Maps {
+func (a *IDs) id(n changes.ServicePortName, key ServiceKey) uint32 {
+	if id, ok := a.byName[n]; ok {
+		return id
+	}
+	id, ok := a.adopted[key]
+	if ok {
+		delete(a.adopted, key)
+	} else {
+		for ; len(a.free) > 0 && id == 0; a.free = a.free[:len(a.free)-1] {
+			if f := a.free[len(a.free)-1]; !a.used[f] {
+				id = f
+			}
+		}
+		for id == 0 {
+			if !a.used[a.next] {
+				id = a.next
+			}
+			a.next++
+		}
+	}
+	a.byName[n] = id
+	a.used[id] = true
+	return id
+}
+
+// retain releases the IDs of services not in keep (reusable a render later).
+func (a *IDs) retain(keep map[changes.ServicePortName]*changes.ServicePort) {
+	a.free = append(a.free, a.pending...)
+	a.pending = nil
+	for n, id := range a.byName {
+		if _, ok := keep[n]; !ok {
+			delete(a.byName, n)
+			a.release(id)
+		}
+	}
+}
+
+func (a *IDs) release(id uint32) {
+	delete(a.used, id)
+	a.pending = append(a.pending, id)
+}
+
+// finishAdoption releases adopted IDs no service claimed.
+func (a *IDs) finishAdoption() {
+	if len(a.adopted) == 0 {
+		a.adopted = nil
+		return
+	}
+	claimed := map[uint32]bool{}
+	for _, id := range a.byName {
+		claimed[id] = true
+	}
+	for _, id := range a.adopted {
+		if !claimed[id] && a.used[id] {
+			a.release(id)
+		}
+	}
+	a.adopted = nil
+}
+
+// Options are the node-specific inputs of Render.
+type Options struct {
+	// NodeAddresses serve NodePorts: to local processes through the socket
+	// hooks and, from outside, through tc.
+	NodeAddresses []netip.Addr
+	// LocalhostNodePorts also serves NodePorts on 127.0.0.1 (local processes).
+	LocalhostNodePorts bool
+}
+
+// Render computes the maps for st. Socket hooks (scope service) see every
+// cluster IP and external IP port, and NodePorts on the node addresses,
+// each with count backend slots of its usable endpoints
+// (internalTrafficPolicy Local narrows cluster IPs to this node's). tc
+// (scope NodePort) sees NodePorts and external IPs with the node-local
+// backend set: it does not SNAT, so only a local backend's replies pass
+// back through it; the client IP is always preserved.
+func Render(st changes.State, ids *IDs, opt Options) Maps {
 	m := Maps{Services: map[ServiceKey]ServiceValue{}, Backends: map[BackendKey]BackendValue{}}
 	ids.retain(st.Services)
 	names := make([]changes.ServicePortName, 0, len(st.Services))
@@ -78,21 +156,50 @@ func Render(st changes.State, ids *IDs) Maps {
 		names = append(names, n)
 	}
 	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() }) // stable ID order
+	nodeAddrs := opt.NodeAddresses
+	if opt.LocalhostNodePorts {
+		nodeAddrs = append(append([]netip.Addr(nil), nodeAddrs...), netip.MustParseAddr("127.0.0.1"))
+	}
 	for _, n := range names {
 		sp := st.Services[n]
-		eps := changes.Usable(st.Endpoints[n], sp.InternalPolicyLocal)
-		val := ServiceValue{Id: ids.id(n), Count: uint16(len(eps))}
-		if sp.AffinityTimeoutSeconds > 0 {
-			val.Flags |= flagAffinity
-			val.AffinityTimeout = uint32(sp.AffinityTimeoutSeconds)
+		pr := proto(sp.Protocol)
+		key := func(ip netip.Addr, p int32, scope uint8) ServiceKey {
+			return ServiceKey{Vip: ip4(ip), Port: port(uint16(p)), Proto: pr, Scope: scope}
 		}
+		id := ids.id(n, key(sp.ClusterIP, sp.Port, scopeService))
+		set := func(id uint32, eps []changes.Endpoint) ServiceValue {
+			val := ServiceValue{Id: id, Count: uint16(len(eps))}
+			if sp.AffinityTimeoutSeconds > 0 {
+				val.Flags |= flagAffinity
+				val.AffinityTimeout = uint32(sp.AffinityTimeoutSeconds)
+			}
+			for slot, e := range eps {
+				m.Backends[BackendKey{Id: id, Slot: uint16(slot)}] = BackendValue{Ip: ip4(e.IP), Port: port(uint16(e.Port))}
+			}
+			return val
+		}
+		internal := set(id, changes.Usable(st.Endpoints[n], sp.InternalPolicyLocal))
 		for _, ip := range append([]netip.Addr{sp.ClusterIP}, sp.ExternalIPs...) {
-			m.Services[ServiceKey{Vip: ip4(ip), Port: port(uint16(sp.Port)), Proto: proto(sp.Protocol), Scope: scopeService}] = val
+			m.Services[key(ip, sp.Port, scopeService)] = internal
 		}
-		for slot, e := range eps {
-			m.Backends[BackendKey{Id: val.Id, Slot: uint16(slot)}] = BackendValue{Ip: ip4(e.IP), Port: port(uint16(e.Port))}
+		if len(sp.ExternalIPs) == 0 && sp.NodePort == 0 {
+			continue
+		}
+		local := set(id|localSet, changes.Usable(st.Endpoints[n], true))
+		for _, ip := range sp.ExternalIPs {
+			m.Services[key(ip, sp.Port, scopeNodePort)] = local
+		}
+		if sp.NodePort == 0 {
+			continue
+		}
+		for _, ip := range nodeAddrs {
+			m.Services[key(ip, sp.NodePort, scopeService)] = internal
+			if !ip.IsLoopback() {
+				m.Services[key(ip, sp.NodePort, scopeNodePort)] = local
+			}
 		}
 	}
+	ids.finishAdoption()
 	return m
 }
 
@@ -108,7 +215,17 @@ const (
 // Connect simulates cgroup/connect4 without affinity: pick(n) chooses the
 // random slot in [0, n).
 func (m Maps) Connect(dst netip.AddrPort, protocol v1.Protocol, pick func(n int) int) (netip.AddrPort, Verdict) {
-	svc, ok := m.Services[ServiceKey{Vip: ip4(dst.Addr()), Port: port(dst.Port()), Proto: proto(protocol)}]
+	return m.translate(scopeService, dst, protocol, pick)
+}
+
+// Ingress simulates the tc ingress program on a packet from outside the
+// node: Refuse means it passes unchanged to a stack with no listener.
+func (m Maps) Ingress(dst netip.AddrPort, protocol v1.Protocol, pick func(n int) int) (netip.AddrPort, Verdict) {
+	return m.translate(scopeNodePort, dst, protocol, pick)
+}
+
+func (m Maps) translate(scope uint8, dst netip.AddrPort, protocol v1.Protocol, pick func(n int) int) (netip.AddrPort, Verdict) {
+	svc, ok := m.Services[ServiceKey{Vip: ip4(dst.Addr()), Port: port(dst.Port()), Proto: proto(protocol), Scope: scope}]
 	switch {
 	case !ok:
 		return dst, Pass
@@ -119,11 +236,21 @@ func (m Maps) Connect(dst netip.AddrPort, protocol v1.Protocol, pick func(n int)
 	if !ok {
 		return dst, Pass
 	}
+	return netip.AddrPortFrom(addr(be.Ip), hostPort(be.Port)), Rewrite
+}
+
+// addr is the inverse of ip4.
+func addr(ip uint32) netip.Addr {
 	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], be.Ip)
-	var p [2]byte
-	binary.NativeEndian.PutUint16(p[:], be.Port)
-	return netip.AddrPortFrom(netip.AddrFrom4(b), binary.BigEndian.Uint16(p[:])), Rewrite
+	binary.NativeEndian.PutUint32(b[:], ip)
+	return netip.AddrFrom4(b)
+}
+
+// hostPort is the inverse of port.
+func hostPort(p uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], p)
+	return binary.BigEndian.Uint16(b[:])
 }
 
 // ip4 is the address as struct bpf_sock_addr holds it: network byte order

@@ -17,7 +17,7 @@ type proxyAffinityKey struct {
 	_           structs.HostLayout
 	NetnsCookie uint64
 	Id          uint32
-	Pad         uint32
+	ClientIp    uint32
 }
 
 type proxyAffinityValue struct {
@@ -34,6 +34,23 @@ type proxyBackendKey struct {
 }
 
 type proxyBackendValue struct {
+	_    structs.HostLayout
+	Ip   uint32
+	Port uint16
+	Pad  uint16
+}
+
+type proxyFlowKey struct {
+	_          structs.HostLayout
+	ClientIp   uint32
+	Ip         uint32
+	ClientPort uint16
+	Port       uint16
+	Proto      uint8
+	Pad        [3]uint8
+}
+
+type proxyFlowValue struct {
 	_    structs.HostLayout
 	Ip   uint32
 	Port uint16
@@ -76,14 +93,18 @@ type proxySvcValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	proxyMapHoistAffinity      = "hoist_affinity"
-	proxyMapHoistBackends      = "hoist_backends"
-	proxyMapHoistRevnat        = "hoist_revnat"
-	proxyMapHoistServices      = "hoist_services"
-	proxyProgHoistConnect4     = "hoist_connect4"
-	proxyProgHoistGetpeername4 = "hoist_getpeername4"
-	proxyProgHoistRecvmsg4     = "hoist_recvmsg4"
-	proxyProgHoistSendmsg4     = "hoist_sendmsg4"
+	proxyMapHoistAffinity         = "hoist_affinity"
+	proxyMapHoistBackends         = "hoist_backends"
+	proxyMapHoistNpFlows          = "hoist_np_flows"
+	proxyMapHoistNpRevnat         = "hoist_np_revnat"
+	proxyMapHoistRevnat           = "hoist_revnat"
+	proxyMapHoistServices         = "hoist_services"
+	proxyProgHoistConnect4        = "hoist_connect4"
+	proxyProgHoistGetpeername4    = "hoist_getpeername4"
+	proxyProgHoistNodeportEgress  = "hoist_nodeport_egress"
+	proxyProgHoistNodeportIngress = "hoist_nodeport_ingress"
+	proxyProgHoistRecvmsg4        = "hoist_recvmsg4"
+	proxyProgHoistSendmsg4        = "hoist_sendmsg4"
 )
 
 // loadProxy returns the embedded CollectionSpec for proxy.
@@ -128,10 +149,12 @@ type proxySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type proxyProgramSpecs struct {
-	HoistConnect4     *ebpf.ProgramSpec `ebpf:"hoist_connect4"`
-	HoistGetpeername4 *ebpf.ProgramSpec `ebpf:"hoist_getpeername4"`
-	HoistRecvmsg4     *ebpf.ProgramSpec `ebpf:"hoist_recvmsg4"`
-	HoistSendmsg4     *ebpf.ProgramSpec `ebpf:"hoist_sendmsg4"`
+	HoistConnect4        *ebpf.ProgramSpec `ebpf:"hoist_connect4"`
+	HoistGetpeername4    *ebpf.ProgramSpec `ebpf:"hoist_getpeername4"`
+	HoistNodeportEgress  *ebpf.ProgramSpec `ebpf:"hoist_nodeport_egress"`
+	HoistNodeportIngress *ebpf.ProgramSpec `ebpf:"hoist_nodeport_ingress"`
+	HoistRecvmsg4        *ebpf.ProgramSpec `ebpf:"hoist_recvmsg4"`
+	HoistSendmsg4        *ebpf.ProgramSpec `ebpf:"hoist_sendmsg4"`
 }
 
 // proxyMapSpecs contains maps before they are loaded into the kernel.
@@ -140,6 +163,8 @@ type proxyProgramSpecs struct {
 type proxyMapSpecs struct {
 	HoistAffinity *ebpf.MapSpec `ebpf:"hoist_affinity"`
 	HoistBackends *ebpf.MapSpec `ebpf:"hoist_backends"`
+	HoistNpFlows  *ebpf.MapSpec `ebpf:"hoist_np_flows"`
+	HoistNpRevnat *ebpf.MapSpec `ebpf:"hoist_np_revnat"`
 	HoistRevnat   *ebpf.MapSpec `ebpf:"hoist_revnat"`
 	HoistServices *ebpf.MapSpec `ebpf:"hoist_services"`
 }
@@ -172,6 +197,8 @@ func (o *proxyObjects) Close() error {
 type proxyMaps struct {
 	HoistAffinity *ebpf.Map `ebpf:"hoist_affinity"`
 	HoistBackends *ebpf.Map `ebpf:"hoist_backends"`
+	HoistNpFlows  *ebpf.Map `ebpf:"hoist_np_flows"`
+	HoistNpRevnat *ebpf.Map `ebpf:"hoist_np_revnat"`
 	HoistRevnat   *ebpf.Map `ebpf:"hoist_revnat"`
 	HoistServices *ebpf.Map `ebpf:"hoist_services"`
 }
@@ -180,6 +207,8 @@ func (m *proxyMaps) Close() error {
 	return _ProxyClose(
 		m.HoistAffinity,
 		m.HoistBackends,
+		m.HoistNpFlows,
+		m.HoistNpRevnat,
 		m.HoistRevnat,
 		m.HoistServices,
 	)
@@ -195,16 +224,20 @@ type proxyVariables struct {
 //
 // It can be passed to loadProxyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type proxyPrograms struct {
-	HoistConnect4     *ebpf.Program `ebpf:"hoist_connect4"`
-	HoistGetpeername4 *ebpf.Program `ebpf:"hoist_getpeername4"`
-	HoistRecvmsg4     *ebpf.Program `ebpf:"hoist_recvmsg4"`
-	HoistSendmsg4     *ebpf.Program `ebpf:"hoist_sendmsg4"`
+	HoistConnect4        *ebpf.Program `ebpf:"hoist_connect4"`
+	HoistGetpeername4    *ebpf.Program `ebpf:"hoist_getpeername4"`
+	HoistNodeportEgress  *ebpf.Program `ebpf:"hoist_nodeport_egress"`
+	HoistNodeportIngress *ebpf.Program `ebpf:"hoist_nodeport_ingress"`
+	HoistRecvmsg4        *ebpf.Program `ebpf:"hoist_recvmsg4"`
+	HoistSendmsg4        *ebpf.Program `ebpf:"hoist_sendmsg4"`
 }
 
 func (p *proxyPrograms) Close() error {
 	return _ProxyClose(
 		p.HoistConnect4,
 		p.HoistGetpeername4,
+		p.HoistNodeportEgress,
+		p.HoistNodeportIngress,
 		p.HoistRecvmsg4,
 		p.HoistSendmsg4,
 	)

@@ -15,6 +15,7 @@ type Metrics struct {
 	SyncLatency       *prometheus.HistogramVec // by kind: full, partial
 	LastSync          prometheus.Gauge
 	Rules             *prometheus.GaugeVec // by table
+	MapEntries        *prometheus.GaugeVec // by map (eBPF mode)
 	RestoreFailures   prometheus.Counter
 	ConntrackCleanups prometheus.Counter
 	SyncErrors        prometheus.Counter
@@ -33,6 +34,8 @@ func NewMetrics() *Metrics {
 			Name: "hoist_proxy_last_sync_timestamp_seconds", Help: "Unix time of the last successful sync."}),
 		Rules: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hoist_proxy_iptables_rules", Help: "Rules in the proxy's chains after the last sync."}, []string{"table"}),
+		MapEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hoist_proxy_bpf_map_entries", Help: "Entries of the eBPF mode's service and backend maps after the last sync."}, []string{"map"}),
 		RestoreFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hoist_proxy_iptables_restore_failures_total", Help: "Failed iptables-restore runs."}),
 		ConntrackCleanups: prometheus.NewCounter(prometheus.CounterOpts{
@@ -40,7 +43,7 @@ func NewMetrics() *Metrics {
 		SyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hoist_proxy_sync_errors_total", Help: "Syncs that failed and will be retried."}),
 	}
-	m.Registry.MustRegister(m.SyncLatency, m.LastSync, m.Rules, m.RestoreFailures, m.ConntrackCleanups, m.SyncErrors,
+	m.Registry.MustRegister(m.SyncLatency, m.LastSync, m.Rules, m.MapEntries, m.RestoreFailures, m.ConntrackCleanups, m.SyncErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

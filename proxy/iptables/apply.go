@@ -16,12 +16,15 @@ type Runner interface {
 }
 
 // ExecRunner runs commands on this host, or inside the named network
-// namespace (via `ip netns exec`) when Netns is set.
-type ExecRunner struct{ Netns string }
+// namespace (via `ip netns exec`) when Netns is set, or inside the network
+// namespace bind-mounted at NetnsPath (via `nsenter --net`).
+type ExecRunner struct{ Netns, NetnsPath string }
 
 // Run implements Runner.
 func (r ExecRunner) Run(ctx context.Context, stdin []byte, argv ...string) ([]byte, error) {
-	if r.Netns != "" {
+	if r.NetnsPath != "" {
+		argv = append([]string{"nsenter", "--net=" + r.NetnsPath}, argv...)
+	} else if r.Netns != "" {
 		argv = append([]string{"ip", "netns", "exec", r.Netns}, argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)

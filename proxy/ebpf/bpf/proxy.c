@@ -1,25 +1,36 @@
 //go:build ignore
 
-// Connect-time service load balancing for hoist's eBPF proxy mode.
+// Service load balancing for hoist's eBPF proxy mode.
 // Attached at the cgroup v2 root: connect4 and sendmsg4 rewrite a service
 // address to a backend before the packet exists (no per-packet NAT, no
 // conntrack); recvmsg4 and getpeername4 show the service address again.
+// Traffic from outside the node to a NodePort (or an external IP) has no
+// local socket: tc programs on the node's interfaces DNAT it on ingress to
+// a local backend and restore the source of the replies on egress.
 // All addresses and ports in the maps are in network byte order, as in
 // struct bpf_sock_addr.
 
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <stddef.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
 #define ECONNREFUSED 111
 #define SVC_FLAG_AFFINITY 1
-#define SCOPE_SERVICE 0
+#define SCOPE_SERVICE 0  // socket hooks: cluster/external IPs, node addresses' NodePorts
+#define SCOPE_NODEPORT 1 // tc: NodePorts and external IPs reached from outside
 
 struct svc_key {
 	__u32 vip;
 	__u16 port;
 	__u8 proto; // IPPROTO_TCP or IPPROTO_UDP
-	__u8 scope; // SCOPE_SERVICE: cluster/external IP
+	__u8 scope; // SCOPE_*
 };
 
 struct svc_value {
@@ -42,12 +53,13 @@ struct backend_value {
 	__u16 pad;
 };
 
-// Session affinity is per client network namespace (a pod, or the host),
-// the identity a socket hook knows before the first packet.
+// Session affinity of socket hooks is per client network namespace (a
+// pod, or the host), the identity a socket hook knows before the first
+// packet; tc knows the client IP (netns_cookie 0).
 struct affinity_key {
 	__u64 netns_cookie;
 	__u32 id;
-	__u32 pad;
+	__u32 client_ip;
 };
 
 struct affinity_value {
@@ -100,6 +112,43 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hoist_revnat SEC(".maps");
 
+// A NodePort flow from outside, in either direction: the client and the
+// node address it connected to (ingress), or the client and the backend
+// (the replies on egress).
+struct flow_key {
+	__u32 client_ip;
+	__u32 ip;
+	__u16 client_port;
+	__u16 port;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct flow_value {
+	__u32 ip;
+	__u16 port;
+	__u16 pad;
+};
+
+// Ingress: {client, node address:NodePort} → backend, so every packet of a
+// flow goes to the backend its first packet chose.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hoist_np_flows SEC(".maps");
+
+// Egress: {client, backend} → node address:NodePort for the replies.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hoist_np_revnat SEC(".maps");
+
 static __always_inline struct svc_value *lookup_service(struct bpf_sock_addr *ctx, struct svc_key *key)
 {
 	key->vip = ctx->user_ip4;
@@ -109,19 +158,17 @@ static __always_inline struct svc_value *lookup_service(struct bpf_sock_addr *ct
 	return bpf_map_lookup_elem(&hoist_services, key);
 }
 
-// pick chooses a backend: the affine one while it is fresh and still a
-// backend, else a uniformly random slot.
-static __always_inline struct backend_value *pick(struct bpf_sock_addr *ctx, struct svc_value *svc)
+// pick chooses a backend of svc: the affine one (per akey) while it is
+// fresh and still a backend, else a uniformly random slot.
+static __always_inline struct backend_value *pick(struct svc_value *svc, struct affinity_key *akey)
 {
 	struct backend_key bkey = {.id = svc->id};
-	struct affinity_key akey = {};
 	__u64 now = 0;
 
 	if (svc->flags & SVC_FLAG_AFFINITY) {
-		akey.netns_cookie = bpf_get_netns_cookie(ctx);
-		akey.id = svc->id;
+		akey->id = svc->id;
 		now = bpf_ktime_get_ns();
-		struct affinity_value *aff = bpf_map_lookup_elem(&hoist_affinity, &akey);
+		struct affinity_value *aff = bpf_map_lookup_elem(&hoist_affinity, akey);
 		if (aff && now - aff->last_ns < (__u64)svc->affinity_timeout * 1000000000ULL) {
 			for (__u16 i = 0; i < 256 && i < svc->count; i++) {
 				bkey.slot = i;
@@ -137,7 +184,7 @@ static __always_inline struct backend_value *pick(struct bpf_sock_addr *ctx, str
 	struct backend_value *be = bpf_map_lookup_elem(&hoist_backends, &bkey);
 	if (be && (svc->flags & SVC_FLAG_AFFINITY)) {
 		struct affinity_value val = {.last_ns = now, .backend = *be};
-		bpf_map_update_elem(&hoist_affinity, &akey, &val, BPF_ANY);
+		bpf_map_update_elem(&hoist_affinity, akey, &val, BPF_ANY);
 	}
 	return be;
 }
@@ -152,7 +199,8 @@ static __always_inline int translate(struct bpf_sock_addr *ctx)
 		bpf_set_retval(-ECONNREFUSED); // refuse at once, as REJECT does
 		return 0;
 	}
-	struct backend_value *be = pick(ctx, svc);
+	struct affinity_key akey = {.netns_cookie = bpf_get_netns_cookie(ctx)};
+	struct backend_value *be = pick(svc, &akey);
 	if (!be)
 		return 1; // a sync is replacing the set; let the packet go unchanged
 	struct revnat_key rkey = {.cookie = bpf_get_socket_cookie(ctx), .ip = be->ip, .port = be->port};
@@ -185,5 +233,135 @@ int hoist_recvmsg4(struct bpf_sock_addr *ctx) { return restore(ctx); }
 
 SEC("cgroup/getpeername4")
 int hoist_getpeername4(struct bpf_sock_addr *ctx) { return restore(ctx); }
+
+#define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
+#define IP_SRC_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
+#define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
+#define L4_OFF (ETH_HLEN + sizeof(struct iphdr))
+
+// parse reads the IPv4 TCP/UDP header fields tc needs; options and
+// fragments are left to the stack (not a NodePort flow this proxy made).
+static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u32 *dst, __u16 *dport, int *syn)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+		return 0;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)(ip + 1);
+		if ((void *)(tcp + 1) > end)
+			return 0;
+		key->client_port = tcp->source;
+		*dport = tcp->dest;
+		*syn = tcp->syn && !tcp->ack;
+	} else if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) > end)
+			return 0;
+		key->client_port = udp->source;
+		*dport = udp->dest;
+	} else {
+		return 0;
+	}
+	key->client_ip = ip->saddr;
+	key->proto = ip->protocol;
+	*dst = ip->daddr;
+	return 1;
+}
+
+// rewrite replaces the address at ip_off and the port at port_off (the
+// TCP/UDP source or destination), fixing both checksums.
+static __always_inline void rewrite(struct __sk_buff *skb, __u8 proto, __u32 ip_off, __u32 old_ip, __u32 new_ip, __u32 port_off, __u16 old_port, __u16 new_port)
+{
+	__u32 csum_off = L4_OFF + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) : offsetof(struct udphdr, check));
+	__u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+
+	bpf_l4_csum_replace(skb, csum_off, old_ip, new_ip, BPF_F_PSEUDO_HDR | mangled | sizeof(new_ip));
+	bpf_l4_csum_replace(skb, csum_off, old_port, new_port, mangled | sizeof(new_port));
+	bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, sizeof(new_ip));
+	bpf_skb_store_bytes(skb, ip_off, &new_ip, sizeof(new_ip), 0);
+	bpf_skb_store_bytes(skb, port_off, &new_port, sizeof(new_port), 0);
+}
+
+// Ingress on the node's interfaces: a packet to a NodePort (or external
+// IP) is sent to a local backend. A service without one passes unchanged,
+// so the stack refuses it (nothing listens on a NodePort).
+SEC("tc")
+int hoist_nodeport_ingress(struct __sk_buff *skb)
+{
+	struct flow_key key = {};
+	__u32 dst;
+	__u16 dport;
+	int syn = 0;
+	if (!parse(skb, &key, &dst, &dport, &syn))
+		return TC_ACT_OK;
+	key.ip = dst;
+	key.port = dport;
+	struct flow_value be = {};
+	struct flow_value *known = bpf_map_lookup_elem(&hoist_np_flows, &key);
+	if (known && !syn) {
+		be = *known;
+	} else {
+		struct svc_key skey = {.vip = dst, .port = dport, .proto = key.proto, .scope = SCOPE_NODEPORT};
+		struct svc_value *svc = bpf_map_lookup_elem(&hoist_services, &skey);
+		if (!svc || svc->count == 0)
+			return TC_ACT_OK;
+		struct affinity_key akey = {.client_ip = key.client_ip};
+		struct backend_value *b = pick(svc, &akey);
+		if (!b)
+			return TC_ACT_OK;
+		be.ip = b->ip;
+		be.port = b->port;
+		bpf_map_update_elem(&hoist_np_flows, &key, &be, BPF_ANY);
+		struct flow_key rkey = {.client_ip = key.client_ip, .client_port = key.client_port, .ip = be.ip, .port = be.port, .proto = key.proto};
+		struct flow_value orig = {.ip = dst, .port = dport};
+		bpf_map_update_elem(&hoist_np_revnat, &rkey, &orig, BPF_ANY);
+	}
+	__u32 port_off = L4_OFF + (key.proto == IPPROTO_TCP ? offsetof(struct tcphdr, dest) : offsetof(struct udphdr, dest));
+	rewrite(skb, key.proto, IP_DST_OFF, dst, be.ip, port_off, dport, be.port);
+	return TC_ACT_OK;
+}
+
+// Egress on the same interfaces: a backend's reply to a NodePort client
+// leaves with the node address and NodePort the client used.
+SEC("tc")
+int hoist_nodeport_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+		return TC_ACT_OK;
+	struct flow_key key = {.client_ip = ip->daddr, .ip = ip->saddr, .proto = ip->protocol};
+	__u32 port_off;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)(ip + 1);
+		if ((void *)(tcp + 1) > end)
+			return TC_ACT_OK;
+		key.client_port = tcp->dest;
+		key.port = tcp->source;
+		port_off = L4_OFF + offsetof(struct tcphdr, source);
+	} else if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) > end)
+			return TC_ACT_OK;
+		key.client_port = udp->dest;
+		key.port = udp->source;
+		port_off = L4_OFF + offsetof(struct udphdr, source);
+	} else {
+		return TC_ACT_OK;
+	}
+	struct flow_value *orig = bpf_map_lookup_elem(&hoist_np_revnat, &key);
+	if (!orig)
+		return TC_ACT_OK;
+	struct flow_value o = *orig;
+	rewrite(skb, key.proto, IP_SRC_OFF, key.ip, o.ip, port_off, key.port, o.port);
+	return TC_ACT_OK;
+}
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

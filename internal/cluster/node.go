@@ -4,18 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/hoist-project/hoist/internal/cni/nodeconf"
 	"github.com/hoist-project/hoist/internal/fabric"
-	"github.com/hoist-project/hoist/internal/fabric/record"
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/vishvananda/netlink"
 )
-
-// CNIConfFile is the network config each node's kubelet reads.
-const CNIConfFile = "10-flannel.conflist"
 
 // nodeState plans node k of the fabric.
 func nodeState(l layout, fabricName string, k int, fn fabric.Node) NodeState {
@@ -30,39 +25,9 @@ func nodeState(l layout, fabricName string, k int, fn fabric.Node) NodeState {
 	}
 }
 
-// cniConflist is the node's pod network, the same as `hoist up`'s node:
-// the flannel meta-plugin (bridge hoist0 + host-local on the subnet
-// flanneld wrote into subnet.env, the bridge as the pods' default gateway
-// so service IPs route through the node) and portmap for hostPorts. Every
-// path is the node's own.
-func cniConflist(n NodeState) ([]byte, error) {
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "hoist",
-		"plugins": []any{
-			map[string]any{
-				"type":       "flannel",
-				"subnetFile": n.Dirs.SubnetFile,
-				"dataDir":    n.Dirs.CNIFlannel,
-				"delegate":   map[string]any{"bridge": "hoist0", "hairpinMode": true, "isDefaultGateway": true},
-				"ipam":       map[string]any{"dataDir": n.Dirs.CNIIPAMDir},
-			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		},
-	}
-	return json.MarshalIndent(conf, "", "  ")
-}
-
-// writeCNIConf writes the node's conflist atomically (the kubelet polls the dir).
-func writeCNIConf(n NodeState) error {
-	b, err := cniConflist(n)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(n.Dirs.CNIConfDir, 0o755); err != nil {
-		return err
-	}
-	return record.Write(filepath.Join(n.Dirs.CNIConfDir, CNIConfFile), json.RawMessage(b))
+// cniPaths are the node's own flannel meta-plugin state paths.
+func (n NodeState) cniPaths() nodeconf.Paths {
+	return nodeconf.Paths{SubnetFile: n.Dirs.SubnetFile, FlannelData: n.Dirs.CNIFlannel, IPAMData: n.Dirs.CNIIPAMDir}
 }
 
 // addServiceRoute routes the service CIDR out of the node's eth0 without a

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -62,29 +61,11 @@ func testNode(t *testing.T) NodeState {
 	return nodeState(layout{"/data"}, "cx", 1, fn)
 }
 
-func TestCNIConflistUsesNodeDirs(t *testing.T) {
-	n := testNode(t)
-	b, err := cniConflist(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf struct {
-		Plugins []map[string]any `json:"plugins"`
-	}
-	if err := json.Unmarshal(b, &conf); err != nil {
-		t.Fatal(err)
-	}
-	if len(conf.Plugins) != 2 || conf.Plugins[0]["type"] != "flannel" || conf.Plugins[1]["type"] != "portmap" {
-		t.Fatalf("want flannel then portmap, got %s", b)
-	}
-	f := conf.Plugins[0]
-	ipam, _ := f["ipam"].(map[string]any)
-	if f["subnetFile"] != "/data/nodes/node2/subnet.env" || f["dataDir"] != "/data/nodes/node2/cni/flannel" ||
-		ipam["dataDir"] != "/data/nodes/node2/cni/networks" {
-		t.Fatalf("flannel plugin does not use node2's own paths: %s", b)
-	}
-	if d, _ := f["delegate"].(map[string]any); d["isDefaultGateway"] != true {
-		t.Fatalf("pods need the bridge as default gateway to reach service IPs: %s", b)
+func TestCNIPathsAreTheNodes(t *testing.T) {
+	p := testNode(t).cniPaths()
+	if p.SubnetFile != "/data/nodes/node2/subnet.env" || p.FlannelData != "/data/nodes/node2/cni/flannel" ||
+		p.IPAMData != "/data/nodes/node2/cni/networks" {
+		t.Fatalf("flannel plugin does not use node2's own paths: %+v", p)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hoist-project/hoist/internal/cni/nodeconf"
 	"github.com/hoist-project/hoist/internal/fabric"
 	"github.com/hoist-project/hoist/internal/fabric/record"
 	"github.com/hoist-project/hoist/master/join"
@@ -228,7 +229,7 @@ func (r *upRun) startNode(ctx context.Context, n NodeState, server, token, caHas
 	if err := addServiceRoute(n, r.cfg.ServiceCIDR); err != nil {
 		return err
 	}
-	if err := writeCNIConf(n); err != nil {
+	if _, err := nodeconf.Write(n.Dirs.CNIConfDir, n.cniPaths()); err != nil {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
 	for _, p := range nodeProcesses(r.cfg, n, r.l.imageDir(), flannelEtcd) {

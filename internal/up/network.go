@@ -14,6 +14,7 @@ import (
 	"github.com/hoist-project/hoist/flannel/config"
 	"github.com/hoist-project/hoist/flannel/subnet/kube"
 	"github.com/hoist-project/hoist/flannel/subnetenv"
+	"github.com/hoist-project/hoist/internal/cni/nodeconf"
 	"github.com/hoist-project/hoist/proxy"
 )
 
@@ -46,8 +47,8 @@ func (c Config) networkConfig() (config.Config, error) {
 }
 
 // paths of the node's network state under the data dir.
-func (c Config) cniPaths() cniPaths {
-	return cniPaths{
+func (c Config) cniPaths() nodeconf.Paths {
+	return nodeconf.Paths{
 		SubnetFile:  filepath.Join(c.DataDir, "flannel", "subnet.env"),
 		FlannelData: filepath.Join(c.DataDir, "cni", "flannel"),
 		IPAMData:    filepath.Join(c.DataDir, "cni", "networks"),
@@ -72,7 +73,7 @@ func runFlanneld(ctx context.Context, cfg Config, client kubernetes.Interface, c
 		NodeName: cfg.NodeName, Iface: cfg.Iface, PublicIP: cfg.PublicIP, SubnetFile: paths.SubnetFile,
 		IPMasq: true, Store: store, Log: log,
 		Ready: func(env subnetenv.Env) error {
-			path, err := writeCNIConf(confDir, paths)
+			path, err := nodeconf.Write(confDir, paths)
 			if err != nil {
 				return fmt.Errorf("write CNI config: %w", err)
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/hoist-project/hoist/internal/cni/nodeconf"
 )
 
 // route is the part of a kernel route the overlap check needs.
@@ -35,7 +37,7 @@ func checkRoutes(routes []route, cidrs map[string]string) error {
 			return fmt.Errorf("%s %q: %w", name, cidrs[name], err)
 		}
 		for _, r := range routes {
-			if r.dst == nil || r.link == BridgeName || strings.HasPrefix(r.link, "flannel.") {
+			if r.dst == nil || r.link == nodeconf.BridgeName || strings.HasPrefix(r.link, "flannel.") {
 				continue
 			}
 			if ones, _ := r.dst.Mask.Size(); ones == 0 {

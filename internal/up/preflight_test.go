@@ -1,12 +1,12 @@
 package up
 
 import (
-	"encoding/json"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hoist-project/hoist/internal/cni/nodeconf"
 )
 
 func mustNet(t *testing.T, s string) *net.IPNet {
@@ -32,7 +32,7 @@ func TestCheckRoutes(t *testing.T) {
 			"--cluster-cidr 10.244.0.0/16 overlaps the existing route 10.244.0.128/25 dev eth1: choose another range with --cluster-cidr"},
 		{"route containing service CIDR", []route{{mustNet(t, "10.64.0.0/10"), "vpn0"}},
 			"--service-cidr 10.96.0.0/12 overlaps the existing route 10.64.0.0/10 dev vpn0"},
-		{"own bridge from an earlier run", []route{{mustNet(t, "10.244.0.0/24"), BridgeName}}, ""},
+		{"own bridge from an earlier run", []route{{mustNet(t, "10.244.0.0/24"), nodeconf.BridgeName}}, ""},
 		{"own VXLAN device from an earlier run", []route{{mustNet(t, "10.244.9.0/24"), "flannel.1"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,49 +69,6 @@ func TestCheckPortsNamesHolder(t *testing.T) {
 	ln.Close()
 	if err := checkPorts(map[string]string{"API": ln.Addr().String()}); err != nil {
 		t.Fatalf("free port refused: %v", err)
-	}
-}
-
-func TestCNIConf(t *testing.T) {
-	dir := t.TempDir()
-	path, err := writeCNIConf(dir, cniPaths{SubnetFile: "/data/flannel/subnet.env", FlannelData: "/data/cni/flannel", IPAMData: "/data/cni/networks"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Base(path) != ConfFile {
-		t.Fatalf("wrote %s", path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf struct {
-		Name    string
-		Plugins []struct {
-			Type       string
-			SubnetFile string
-			DataDir    string
-			Delegate   struct {
-				Bridge                        string
-				IsDefaultGateway, HairpinMode bool
-			}
-			IPAM         struct{ DataDir string }
-			Capabilities map[string]bool
-		}
-	}
-	if err := json.Unmarshal(b, &conf); err != nil {
-		t.Fatalf("conflist is not JSON: %v\n%s", err, b)
-	}
-	if len(conf.Plugins) != 2 || conf.Plugins[1].Type != "portmap" || !conf.Plugins[1].Capabilities["portMappings"] {
-		t.Fatalf("want flannel then portmap: %s", b)
-	}
-	fl := conf.Plugins[0]
-	if fl.Type != "flannel" || fl.SubnetFile != "/data/flannel/subnet.env" || fl.DataDir != "/data/cni/flannel" ||
-		fl.Delegate.Bridge != BridgeName || !fl.Delegate.IsDefaultGateway || !fl.Delegate.HairpinMode || fl.IPAM.DataDir != "/data/cni/networks" {
-		t.Fatalf("flannel config wrong: %s", b)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Fatalf("want only %s in the conf dir, got %d entries", ConfFile, len(entries))
 	}
 }
 

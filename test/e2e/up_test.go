@@ -51,16 +51,16 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	})
 	ctrd := ctrdtest.StartContainerd(t) // its cleanup kills whatever pods are left
 
-	before := namedNetns(t)
 	nsName := testenv.UniqueName("hoist-up")
 	nsPath, err := nsutil.CreateNamed(nsName)
 	if err != nil {
 		t.Fatalf("create netns: %v", err)
 	}
 	t.Cleanup(func() {
-		// Pod netns are global: remove the ones the kubelet made and left.
-		for n := range namedNetns(t) {
-			if !before[n] && n != nsName && strings.HasPrefix(n, "hoist-") {
+		// Pod netns are global: remove the ones this test's kubelet made and
+		// left (only those: other tests' netns share the hoist- prefix).
+		for n := range podNetns(t, ctrd) {
+			if namedNetns(t)[n] {
 				if err := nsutil.DeleteNamed(n); err != nil {
 					t.Errorf("delete leftover netns %s: %v", n, err)
 				}
@@ -262,6 +262,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 		t.Fatalf("container %s restarted across hoist up's restart: pid %d, then %d", containerID, pid, again)
 	}
 
+	podNS := podNetns(t, ctrd)
 	t0 = time.Now()
 	if out, err := k("delete", "pod", "web", "--timeout=90s"); err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -273,7 +274,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	waitFor("the pod's netns removed", 30*time.Second, func() (bool, string) {
 		var extra []string
 		for n := range namedNetns(t) {
-			if !before[n] && n != nsName && strings.HasPrefix(n, "hoist-") {
+			if podNS[n] {
 				extra = append(extra, n)
 			}
 		}
@@ -349,6 +350,24 @@ func getInNetns(nsPath, addr, path string) (string, error) {
 		return "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// podNetns names the netns of every sandbox the test's kubelet has in
+// its private containerd (the kubelet names them hoist-<id[:24]>).
+func podNetns(t *testing.T, d *ctrdtest.Containerd) map[string]bool {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.hoist")
+	cs, err := d.Client().Containers(ctx)
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	m := map[string]bool{}
+	for _, c := range cs {
+		if id := c.ID(); len(id) >= 24 {
+			m["hoist-"+id[:24]] = true
+		}
+	}
+	return m
 }
 
 func namedNetns(t *testing.T) map[string]bool {

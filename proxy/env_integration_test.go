@@ -41,6 +41,7 @@ type nodeEnv struct {
 	syncer  *Syncer
 	metrics *healthcheck.Metrics
 	mode    string
+	podNet  int    // pods live in 10.244.<podNet>.0/24
 	bpf     bpfEnv // eBPF mode only
 }
 
@@ -57,19 +58,26 @@ type pod struct {
 }
 
 const (
-	podTCPPort = 8080
-	podUDPPort = 5353
+	podTCPPort  = 8080
+	podUDPPort  = 5353
+	podEchoPort = 8081 // keeps the connection, echoing every line
 )
 
 func newNodeEnv(t *testing.T, pods int) *nodeEnv { return newModeEnv(t, ModeIPTables, pods) }
 
 // newModeEnv is a node env whose proxy uses the given data path.
 func newModeEnv(t *testing.T, mode string, pods int) *nodeEnv {
-	testenv.RequireCommand(t, "iptables", "iptables")
-	testenv.RequireCommand(t, "nsenter", "util-linux")
 	f := testenv.Fabric(t, 2)
 	nodes := f.Nodes()
-	e := &nodeEnv{t: t, f: f, node: nodes[0], outside: nodes[1], mode: mode}
+	return newNodeEnvOn(t, mode, f, nodes[0], nodes[1], 0, pods)
+}
+
+// newNodeEnvOn sets up node of fabric f, its pods on 10.244.<podNet>.0/24
+// and its proxy; outside routes cluster IPs through it.
+func newNodeEnvOn(t *testing.T, mode string, f *fabric.Fabric, node, outside fabric.Node, podNet, pods int) *nodeEnv {
+	testenv.RequireCommand(t, "iptables", "iptables")
+	testenv.RequireCommand(t, "nsenter", "util-linux")
+	e := &nodeEnv{t: t, f: f, node: node, outside: outside, mode: mode, podNet: podNet}
 	if mode == ModeEBPF {
 		e.bpf.pinDir = t.TempDir()
 		t.Cleanup(func() { _ = unix.Unmount(e.bpf.pinDir, unix.MNT_DETACH) })
@@ -77,7 +85,7 @@ func newModeEnv(t *testing.T, mode string, pods int) *nodeEnv {
 	}
 	e.exec(e.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	e.exec(e.node, "ip", "link", "add", "hstbr0", "type", "bridge")
-	e.exec(e.node, "ip", "addr", "add", "10.244.0.1/24", "dev", "hstbr0")
+	e.exec(e.node, "ip", "addr", "add", e.podGateway()+"/24", "dev", "hstbr0")
 	e.exec(e.node, "ip", "link", "set", "hstbr0", "up")
 	// Pod-to-pod replies cross the bridge; like a real node, pass bridged
 	// traffic through iptables so replies to a DNATed connection are un-NATed.
@@ -85,7 +93,7 @@ func newModeEnv(t *testing.T, mode string, pods int) *nodeEnv {
 	// The node's own processes reach cluster IPs through the pod bridge (a
 	// real node has a default route for this).
 	e.exec(e.node, "ip", "route", "add", "10.96.0.0/12", "dev", "hstbr0")
-	e.exec(e.outside, "ip", "route", "add", "10.96.0.0/12", "via", e.node.IP.String())
+	e.exec(e.outside, "ip", "route", "replace", "10.96.0.0/12", "via", e.node.IP.String())
 	for i := 0; i < pods; i++ {
 		e.addPod(i)
 	}
@@ -135,11 +143,15 @@ func (e *nodeEnv) exec(n fabric.Node, argv ...string) string {
 	return string(out)
 }
 
-// addPod creates pod i with address 10.244.0.(10+i) and starts its servers,
-// which answer "<pod name> <client address>".
+// podGateway is the node's address on its pod bridge.
+func (e *nodeEnv) podGateway() string { return fmt.Sprintf("10.244.%d.1", e.podNet) }
+
+// addPod creates pod i with address 10.244.<podNet>.(10+i) and starts its
+// servers, which answer "<pod name> <client address>" (the echo server
+// for every line it reads, appending the line, keeping the connection).
 func (e *nodeEnv) addPod(i int) {
 	t := e.t
-	p := pod{name: fmt.Sprintf("p%d", i), ip: fmt.Sprintf("10.244.0.%d", 10+i)}
+	p := pod{name: fmt.Sprintf("p%d", i), ip: fmt.Sprintf("10.244.%d.%d", e.podNet, 10+i)}
 	nsName := "hoist-" + testenv.UniqueName("pod")
 	path, err := nsutil.CreateNamed(nsName)
 	if err != nil {
@@ -157,16 +169,19 @@ func (e *nodeEnv) addPod(i int) {
 		{"ip", "link", "set", "lo", "up"},
 		{"ip", "addr", "add", p.ip + "/24", "dev", "eth0"},
 		{"ip", "link", "set", "eth0", "up"},
-		{"ip", "route", "add", "default", "via", "10.244.0.1"},
+		{"ip", "route", "add", "default", "via", e.podGateway()},
 	} {
 		if out, err := e.f.Command(context.Background(), fabric.Node{Netns: nsName}, argv...).CombinedOutput(); err != nil {
 			t.Fatalf("%v in pod: %v: %s", argv, err, out)
 		}
 	}
-	var ln net.Listener
+	var ln, echo net.Listener
 	var pc net.PacketConn
 	if err := nsutil.Do(path, func() (err error) {
 		if ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", podTCPPort)); err != nil {
+			return err
+		}
+		if echo, err = net.Listen("tcp4", fmt.Sprintf(":%d", podEchoPort)); err != nil {
 			return err
 		}
 		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", podUDPPort))
@@ -174,7 +189,22 @@ func (e *nodeEnv) addPod(i int) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close(); pc.Close() })
+	t.Cleanup(func() { ln.Close(); echo.Close(); pc.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					fmt.Fprintf(c, "%s %s %s\n", p.name, c.RemoteAddr(), sc.Text())
+				}
+			}()
+		}
+	}()
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -6,4 +6,4 @@
 // loads, pins, attaches and syncs.
 package ebpf
 
-//go:generate go tool bpf2go -tags linux -target bpfel -type svc_key -type svc_value -type backend_key -type backend_value -type affinity_key -type affinity_value -type revnat_key -type revnat_value -type flow_key -type flow_value proxy bpf/proxy.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -tags linux -target bpfel -type svc_key -type svc_value -type backend_key -type backend_value -type affinity_key -type affinity_value -type revnat_key -type revnat_value -type flow_key -type flow_value -type snat_key -type snat_value proxy bpf/proxy.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

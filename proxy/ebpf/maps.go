@@ -18,15 +18,20 @@ type (
 	BackendValue = proxyBackendValue
 	FlowKey      = proxyFlowKey
 	FlowValue    = proxyFlowValue
+	SNATKey      = proxySnatKey
+	SNATValue    = proxySnatValue
 )
 
 const (
 	flagAffinity  = 1
 	scopeService  = 0 // socket hooks
 	scopeNodePort = 1 // tc ingress from outside the node
-	// localSet marks the ID of a service's node-local backend set, which
-	// tc uses: replies of a DNATed flow must come back through this node.
-	localSet = 1 << 31
+	// externalSet marks the ID of a service's backend set for traffic
+	// from outside (tc): externalTrafficPolicy decides its members.
+	externalSet = 1 << 31
+	// backendRemote flags an external-set backend on another node: tc
+	// SNATs to it so its replies come back through this node.
+	backendRemote = 1
 )
 
 // Maps is the complete desired content of the service and backend maps.
@@ -63,7 +68,7 @@ func (a *IDs) Adopt(services map[ServiceKey]ServiceValue) {
 		if k.Scope != scopeService {
 			continue
 		}
-		id := v.Id &^ localSet
+		id := v.Id &^ externalSet
 		a.adopted[k] = id
 		a.used[id] = true
 		if id >= a.next {
@@ -145,9 +150,10 @@ type Options struct {
 // cluster IP and external IP port, and NodePorts on the node addresses,
 // each with count backend slots of its usable endpoints
 // (internalTrafficPolicy Local narrows cluster IPs to this node's). tc
-// (scope NodePort) sees NodePorts and external IPs with the node-local
-// backend set: it does not SNAT, so only a local backend's replies pass
-// back through it; the client IP is always preserved.
+// (scope NodePort) sees NodePorts and external IPs with the external set:
+// every usable endpoint under externalTrafficPolicy Cluster, the remote
+// ones flagged for SNAT (local ones keep the client IP); only this
+// node's under Local (none: refused, the client IP always preserved).
 func Render(st changes.State, ids *IDs, opt Options) Maps {
 	m := Maps{Services: map[ServiceKey]ServiceValue{}, Backends: map[BackendKey]BackendValue{}}
 	ids.retain(st.Services)
@@ -167,27 +173,31 @@ func Render(st changes.State, ids *IDs, opt Options) Maps {
 			return ServiceKey{Vip: ip4(ip), Port: port(uint16(p)), Proto: pr, Scope: scope}
 		}
 		id := ids.id(n, key(sp.ClusterIP, sp.Port, scopeService))
-		set := func(id uint32, eps []changes.Endpoint) ServiceValue {
+		set := func(id uint32, eps []changes.Endpoint, external bool) ServiceValue {
 			val := ServiceValue{Id: id, Count: uint16(len(eps))}
 			if sp.AffinityTimeoutSeconds > 0 {
 				val.Flags |= flagAffinity
 				val.AffinityTimeout = uint32(sp.AffinityTimeoutSeconds)
 			}
 			for slot, e := range eps {
-				m.Backends[BackendKey{Id: id, Slot: uint16(slot)}] = BackendValue{Ip: ip4(e.IP), Port: port(uint16(e.Port))}
+				be := BackendValue{Ip: ip4(e.IP), Port: port(uint16(e.Port))}
+				if external && !e.Local {
+					be.Flags = backendRemote
+				}
+				m.Backends[BackendKey{Id: id, Slot: uint16(slot)}] = be
 			}
 			return val
 		}
-		internal := set(id, changes.Usable(st.Endpoints[n], sp.InternalPolicyLocal))
+		internal := set(id, changes.Usable(st.Endpoints[n], sp.InternalPolicyLocal), false)
 		for _, ip := range append([]netip.Addr{sp.ClusterIP}, sp.ExternalIPs...) {
 			m.Services[key(ip, sp.Port, scopeService)] = internal
 		}
 		if len(sp.ExternalIPs) == 0 && sp.NodePort == 0 {
 			continue
 		}
-		local := set(id|localSet, changes.Usable(st.Endpoints[n], true))
+		external := set(id|externalSet, changes.Usable(st.Endpoints[n], sp.ExternalPolicyLocal), true)
 		for _, ip := range sp.ExternalIPs {
-			m.Services[key(ip, sp.Port, scopeNodePort)] = local
+			m.Services[key(ip, sp.Port, scopeNodePort)] = external
 		}
 		if sp.NodePort == 0 {
 			continue
@@ -195,7 +205,7 @@ func Render(st changes.State, ids *IDs, opt Options) Maps {
 		for _, ip := range nodeAddrs {
 			m.Services[key(ip, sp.NodePort, scopeService)] = internal
 			if !ip.IsLoopback() {
-				m.Services[key(ip, sp.NodePort, scopeNodePort)] = local
+				m.Services[key(ip, sp.NodePort, scopeNodePort)] = external
 			}
 		}
 	}
@@ -210,6 +220,7 @@ const (
 	Pass    Verdict = iota // not a service: unchanged
 	Rewrite                // destination rewritten to a backend
 	Refuse                 // a service without backends: ECONNREFUSED
+	SNAT                   // (tc) to a remote backend, source rewritten to the node
 )
 
 // Connect simulates cgroup/connect4 without affinity: pick(n) chooses the
@@ -219,7 +230,9 @@ func (m Maps) Connect(dst netip.AddrPort, protocol v1.Protocol, pick func(n int)
 }
 
 // Ingress simulates the tc ingress program on a packet from outside the
-// node: Refuse means it passes unchanged to a stack with no listener.
+// node: Refuse means it passes unchanged to a stack with no listener,
+// Rewrite a DNAT to a local backend keeping the client IP, SNAT a DNAT
+// to a remote backend from the node address.
 func (m Maps) Ingress(dst netip.AddrPort, protocol v1.Protocol, pick func(n int) int) (netip.AddrPort, Verdict) {
 	return m.translate(scopeNodePort, dst, protocol, pick)
 }
@@ -236,7 +249,11 @@ func (m Maps) translate(scope uint8, dst netip.AddrPort, protocol v1.Protocol, p
 	if !ok {
 		return dst, Pass
 	}
-	return netip.AddrPortFrom(addr(be.Ip), hostPort(be.Port)), Rewrite
+	v := Rewrite
+	if scope == scopeNodePort && be.Flags&backendRemote != 0 {
+		v = SNAT
+	}
+	return netip.AddrPortFrom(addr(be.Ip), hostPort(be.Port)), v
 }
 
 // addr is the inverse of ip4.

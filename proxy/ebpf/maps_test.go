@@ -70,11 +70,15 @@ func TestRenderNodePort(t *testing.T) {
 		ct.EP{IP: "10.244.1.5", Node: "n0"}, ct.EP{IP: "10.244.2.5", Node: "n1"}))
 	tr.SetService(ct.Service("remote", "10.96.0.11", []v1.ServicePort{ct.Port("", v1.ProtocolTCP, 80, "80", 30081)}, ct.NodePort))
 	tr.SetSlice(ct.Slice("remote", "remote-0", []discovery.EndpointPort{ct.SlicePort("", v1.ProtocolTCP, 8080)}, ct.EP{IP: "10.244.2.6", Node: "n1"}))
+	tr.SetService(ct.Service("local", "10.96.0.12", []v1.ServicePort{ct.Port("", v1.ProtocolTCP, 80, "80", 30082)}, ct.NodePort, ct.ExternalLocal))
+	tr.SetSlice(ct.Slice("local", "local-0", []discovery.EndpointPort{ct.SlicePort("", v1.ProtocolTCP, 8080)},
+		ct.EP{IP: "10.244.1.7", Node: "n0"}, ct.EP{IP: "10.244.2.7", Node: "n1"}))
+	tr.SetService(ct.Service("elsewhere", "10.96.0.13", []v1.ServicePort{ct.Port("", v1.ProtocolTCP, 80, "80", 30083)}, ct.NodePort, ct.ExternalLocal))
+	tr.SetSlice(ct.Slice("elsewhere", "elsewhere-0", []discovery.EndpointPort{ct.SlicePort("", v1.ProtocolTCP, 8080)}, ct.EP{IP: "10.244.2.8", Node: "n1"}))
 	st, _, _ := tr.Snapshot()
 	node := netip.MustParseAddr("172.31.0.2")
 	m := Render(st, NewIDs(), Options{NodeAddresses: []netip.Addr{node}, LocalhostNodePorts: true})
 	ap := netip.MustParseAddrPort
-	slot := func(s int) func(int) int { return func(int) int { return s } }
 	for _, c := range []struct {
 		name    string
 		ingress bool // tc from outside, else a local socket
@@ -85,18 +89,24 @@ func TestRenderNodePort(t *testing.T) {
 	}{
 		{"local process, node address", false, "172.31.0.2:30080", 1, "10.244.2.5:8080", Rewrite},
 		{"local process, localhost", false, "127.0.0.1:30080", 0, "10.244.1.5:8080", Rewrite},
-		{"outside: local backends only", true, "172.31.0.2:30080", 0, "10.244.1.5:8080", Rewrite},
+		{"outside, Cluster: local backend keeps the client IP", true, "172.31.0.2:30080", 0, "10.244.1.5:8080", Rewrite},
+		{"outside, Cluster: remote backend is SNATed", true, "172.31.0.2:30080", 1, "10.244.2.5:8080", SNAT},
+		{"outside, Cluster: only remote backends", true, "172.31.0.2:30081", 0, "10.244.2.6:8080", SNAT},
+		{"outside, Local: local backends only", true, "172.31.0.2:30082", 0, "10.244.1.7:8080", Rewrite},
+		{"outside, Local: no local backend refuses", true, "172.31.0.2:30083", 0, "172.31.0.2:30083", Refuse},
+		{"local process, Local: every backend", false, "172.31.0.2:30083", 0, "10.244.2.8:8080", Rewrite},
 		{"outside: external IP", true, "203.0.113.7:80", 0, "10.244.1.5:8080", Rewrite},
 		{"outside: no localhost", true, "127.0.0.1:30080", 0, "127.0.0.1:30080", Pass},
 		{"outside: cluster IPs are for sockets", true, "10.96.0.10:80", 0, "10.96.0.10:80", Pass},
-		{"outside: no local backend", true, "172.31.0.2:30081", 0, "172.31.0.2:30081", Refuse},
 		{"local process: remote backend", false, "172.31.0.2:30081", 0, "10.244.2.6:8080", Rewrite},
 	} {
 		conn := m.Connect
 		if c.ingress {
 			conn = m.Ingress
 		}
-		if got, v := conn(ap(c.dst), v1.ProtocolTCP, slot(c.slot)); got != ap(c.want) || v != c.v {
+		var slots int
+		pick := func(n int) int { slots = n; return c.slot }
+		if got, v := conn(ap(c.dst), v1.ProtocolTCP, pick); got != ap(c.want) || v != c.v || c.slot >= slots && v != Refuse && v != Pass {
 			t.Errorf("%s: %s → %s %v, want %s %v", c.name, c.dst, got, v, c.want, c.v)
 		}
 	}

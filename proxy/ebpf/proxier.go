@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -52,6 +53,9 @@ type Proxier struct {
 	metrics *healthcheck.Metrics // may be nil
 	last    ApplyStats
 	links   LinkStats
+	// natPruned is when expired SNAT entries were last deleted: a walk
+	// of a full map costs syscalls per entry, so not on every sync.
+	natPruned time.Time
 }
 
 // LinkStats counts how the last attach reached its links.
@@ -138,6 +142,16 @@ func (p *Proxier) Sync(_ context.Context, st changes.State, full bool) error {
 	if err != nil {
 		return err
 	}
+	if full || time.Since(p.natPruned) >= natPruneInterval {
+		nat, err := p.pruneNAT()
+		if err != nil {
+			return err
+		}
+		p.natPruned = time.Now()
+		if p.metrics != nil {
+			p.metrics.MapEntries.WithLabelValues("nodeport_snat").Set(float64(nat))
+		}
+	}
 	if p.metrics != nil {
 		p.metrics.MapEntries.WithLabelValues("services").Set(float64(len(m.Services)))
 		p.metrics.MapEntries.WithLabelValues("backends").Set(float64(len(m.Backends)))
@@ -199,7 +213,7 @@ func (p *Proxier) Cleanup() error {
 	for _, e := range entries {
 		errs = append(errs, unpin(filepath.Join(p.dir, "links", e.Name())))
 	}
-	for _, m := range []*ebpf.Map{p.objs.HoistServices, p.objs.HoistBackends, p.objs.HoistAffinity, p.objs.HoistRevnat, p.objs.HoistNpFlows, p.objs.HoistNpRevnat} {
+	for _, m := range []*ebpf.Map{p.objs.HoistServices, p.objs.HoistBackends, p.objs.HoistAffinity, p.objs.HoistRevnat, p.objs.HoistNpFlows, p.objs.HoistNpRevnat, p.objs.HoistNpSnat} {
 		errs = append(errs, m.Unpin())
 	}
 	errs = append(errs, p.objs.Close(), os.RemoveAll(p.dir))

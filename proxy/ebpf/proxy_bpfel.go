@@ -34,10 +34,10 @@ type proxyBackendKey struct {
 }
 
 type proxyBackendValue struct {
-	_    structs.HostLayout
-	Ip   uint32
-	Port uint16
-	Pad  uint16
+	_     structs.HostLayout
+	Ip    uint32
+	Port  uint16
+	Flags uint16
 }
 
 type proxyFlowKey struct {
@@ -51,10 +51,10 @@ type proxyFlowKey struct {
 }
 
 type proxyFlowValue struct {
-	_    structs.HostLayout
-	Ip   uint32
-	Port uint16
-	Pad  uint16
+	_       structs.HostLayout
+	Ip      uint32
+	Port    uint16
+	NatPort uint16
 }
 
 type proxyRevnatKey struct {
@@ -70,6 +70,26 @@ type proxyRevnatValue struct {
 	Vip  uint32
 	Port uint16
 	Pad  uint16
+}
+
+type proxySnatKey struct {
+	_           structs.HostLayout
+	BackendIp   uint32
+	NodeIp      uint32
+	BackendPort uint16
+	NatPort     uint16
+	Proto       uint8
+	Pad         [3]uint8
+}
+
+type proxySnatValue struct {
+	_          structs.HostLayout
+	LastNs     uint64
+	ClientIp   uint32
+	ClientPort uint16
+	NodePort   uint16
+	Closing    uint8
+	Pad        [7]uint8
 }
 
 type proxySvcKey struct {
@@ -97,6 +117,7 @@ const (
 	proxyMapHoistBackends         = "hoist_backends"
 	proxyMapHoistNpFlows          = "hoist_np_flows"
 	proxyMapHoistNpRevnat         = "hoist_np_revnat"
+	proxyMapHoistNpSnat           = "hoist_np_snat"
 	proxyMapHoistRevnat           = "hoist_revnat"
 	proxyMapHoistServices         = "hoist_services"
 	proxyProgHoistConnect4        = "hoist_connect4"
@@ -165,6 +186,7 @@ type proxyMapSpecs struct {
 	HoistBackends *ebpf.MapSpec `ebpf:"hoist_backends"`
 	HoistNpFlows  *ebpf.MapSpec `ebpf:"hoist_np_flows"`
 	HoistNpRevnat *ebpf.MapSpec `ebpf:"hoist_np_revnat"`
+	HoistNpSnat   *ebpf.MapSpec `ebpf:"hoist_np_snat"`
 	HoistRevnat   *ebpf.MapSpec `ebpf:"hoist_revnat"`
 	HoistServices *ebpf.MapSpec `ebpf:"hoist_services"`
 }
@@ -199,6 +221,7 @@ type proxyMaps struct {
 	HoistBackends *ebpf.Map `ebpf:"hoist_backends"`
 	HoistNpFlows  *ebpf.Map `ebpf:"hoist_np_flows"`
 	HoistNpRevnat *ebpf.Map `ebpf:"hoist_np_revnat"`
+	HoistNpSnat   *ebpf.Map `ebpf:"hoist_np_snat"`
 	HoistRevnat   *ebpf.Map `ebpf:"hoist_revnat"`
 	HoistServices *ebpf.Map `ebpf:"hoist_services"`
 }
@@ -209,6 +232,7 @@ func (m *proxyMaps) Close() error {
 		m.HoistBackends,
 		m.HoistNpFlows,
 		m.HoistNpRevnat,
+		m.HoistNpSnat,
 		m.HoistRevnat,
 		m.HoistServices,
 	)

@@ -5,8 +5,11 @@
 // address to a backend before the packet exists (no per-packet NAT, no
 // conntrack); recvmsg4 and getpeername4 show the service address again.
 // Traffic from outside the node to a NodePort (or an external IP) has no
-// local socket: tc programs on the node's interfaces DNAT it on ingress to
-// a local backend and restore the source of the replies on egress.
+// local socket: tc programs on the node's interfaces DNAT it on ingress.
+// To a local backend the client IP is kept and egress restores the source
+// of the replies; to a backend on another node the packet is also SNATed
+// to the node address and a port of its own, so the replies come back
+// here, and both directions are sent out by bpf_redirect_neigh.
 // All addresses and ports in the maps are in network byte order, as in
 // struct bpf_sock_addr.
 
@@ -47,10 +50,12 @@ struct backend_key {
 	__u16 pad;
 };
 
+#define BACKEND_REMOTE 1 // on another node: tc SNATs (external set only)
+
 struct backend_value {
 	__u32 ip;
 	__u16 port;
-	__u16 pad;
+	__u16 flags; // BACKEND_*
 };
 
 // Session affinity of socket hooks is per client network namespace (a
@@ -127,7 +132,7 @@ struct flow_key {
 struct flow_value {
 	__u32 ip;
 	__u16 port;
-	__u16 pad;
+	__u16 nat_port; // 0: a local backend, no SNAT
 };
 
 // Ingress: {client, node address:NodePort} → backend, so every packet of a
@@ -148,6 +153,47 @@ struct {
 	__type(value, struct flow_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hoist_np_revnat SEC(".maps");
+
+// The SNAT of a flow to a remote backend, keyed by its replies as they
+// arrive: {backend, node address:nat port}. The forward direction is the
+// flow's hoist_np_flows entry (which holds nat_port). Ports come from
+// [NAT_PORT_MIN, NAT_PORT_MAX], above the kernel's default ephemeral range
+// (32768-60999) and the NodePort range, per backend address:port.
+struct snat_key {
+	__u32 backend_ip;
+	__u32 node_ip;
+	__u16 backend_port;
+	__u16 nat_port;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct snat_value {
+	__u64 last_ns;     // last packet in either direction
+	__u32 client_ip;
+	__u16 client_port;
+	__u16 node_port;   // the NodePort (or external IP port) the client used
+	__u8 closing;      // TCP FIN or RST seen
+	__u8 pad[7];
+};
+
+#define NAT_PORT_MIN 61000
+#define NAT_PORT_MAX 65535
+#define NAT_PROBES 32
+// A port is taken over from an entry idle this long: closed TCP flows
+// once the backend's TIME_WAIT (60 s) is over (a SYN into it may be
+// rejected by PAWS), UDP flows, and TCP flows silent for long.
+#define NAT_IDLE_CLOSED_NS (65ULL * 1000000000ULL)
+#define NAT_IDLE_UDP_NS (60ULL * 1000000000ULL)
+#define NAT_IDLE_TCP_NS (7200ULL * 1000000000ULL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct snat_key);
+	__type(value, struct snat_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hoist_np_snat SEC(".maps");
 
 static __always_inline struct svc_value *lookup_service(struct bpf_sock_addr *ctx, struct svc_key *key)
 {
@@ -241,7 +287,7 @@ int hoist_getpeername4(struct bpf_sock_addr *ctx) { return restore(ctx); }
 
 // parse reads the IPv4 TCP/UDP header fields tc needs; options and
 // fragments are left to the stack (not a NodePort flow this proxy made).
-static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u32 *dst, __u16 *dport, int *syn)
+static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u32 *dst, __u16 *dport, int *syn, int *fin)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -257,6 +303,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __
 		key->client_port = tcp->source;
 		*dport = tcp->dest;
 		*syn = tcp->syn && !tcp->ack;
+		*fin = tcp->fin || tcp->rst;
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)(ip + 1);
 		if ((void *)(udp + 1) > end)
@@ -286,23 +333,108 @@ static __always_inline void rewrite(struct __sk_buff *skb, __u8 proto, __u32 ip_
 	bpf_skb_store_bytes(skb, port_off, &new_port, sizeof(new_port), 0);
 }
 
+#define AF_INET 2
+
+// send_out routes a packet whose source is now this node's address: the
+// stack would drop it as a martian (a local source arriving on an
+// interface), so it leaves through the egress of the FIB's interface,
+// the neighbour (MAC) resolved by the kernel.
+static __always_inline int send_out(struct __sk_buff *skb, __u32 src, __u32 dst)
+{
+	struct bpf_fib_lookup fib = {.family = AF_INET, .ipv4_src = src, .ipv4_dst = dst, .ifindex = skb->ifindex};
+	long ret = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return TC_ACT_SHOT;
+	return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+}
+
+static __always_inline int nat_reusable(struct snat_value *v, __u8 proto, __u64 now)
+{
+	__u64 idle = v->closing ? NAT_IDLE_CLOSED_NS : proto == IPPROTO_UDP ? NAT_IDLE_UDP_NS : NAT_IDLE_TCP_NS;
+	return now - v->last_ns > idle;
+}
+
+// snat_alloc records the SNAT of a new flow under a random free port of
+// rk's backend and node address; 0 when none was found.
+static __always_inline int snat_alloc(struct snat_key *rk, struct snat_value *val)
+{
+	for (int i = 0; i < NAT_PROBES; i++) {
+		rk->nat_port = bpf_htons(NAT_PORT_MIN + bpf_get_prandom_u32() % (NAT_PORT_MAX - NAT_PORT_MIN + 1));
+		struct snat_value *old = bpf_map_lookup_elem(&hoist_np_snat, rk);
+		if (old && !nat_reusable(old, rk->proto, val->last_ns))
+			continue;
+		if (bpf_map_update_elem(&hoist_np_snat, rk, val, old ? BPF_EXIST : BPF_NOEXIST) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 sport_off(__u8 proto)
+{
+	return L4_OFF + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, source) : offsetof(struct udphdr, source));
+}
+
+static __always_inline __u32 dport_off(__u8 proto)
+{
+	return L4_OFF + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, dest) : offsetof(struct udphdr, dest));
+}
+
+// snat_open reports whether flow is SNATed and its connection not closed:
+// a SYN on it is a retransmission and must not pick again.
+static __always_inline int snat_open(struct flow_value *flow, struct snat_key *rk)
+{
+	if (!flow->nat_port)
+		return 0;
+	struct snat_key k = {.backend_ip = flow->ip, .backend_port = flow->port, .node_ip = rk->node_ip, .nat_port = flow->nat_port, .proto = rk->proto};
+	struct snat_value *v = bpf_map_lookup_elem(&hoist_np_snat, &k);
+	return v && !v->closing;
+}
+
+// snat_reply handles a reply from a remote backend to a SNATed flow: it
+// leaves with the NodePort as source, to the client.
+static __always_inline int snat_reply(struct __sk_buff *skb, struct flow_key *key, __u32 dst, __u16 dport, int fin)
+{
+	__u16 p = bpf_ntohs(dport);
+	if (p < NAT_PORT_MIN)
+		return -1;
+	struct snat_key rk = {.backend_ip = key->client_ip, .backend_port = key->client_port, .node_ip = dst, .nat_port = dport, .proto = key->proto};
+	struct snat_value *v = bpf_map_lookup_elem(&hoist_np_snat, &rk);
+	if (!v)
+		return -1;
+	v->last_ns = bpf_ktime_get_ns();
+	if (fin)
+		v->closing = 1;
+	__u32 client = v->client_ip;
+	__u16 cport = v->client_port, nport = v->node_port;
+	rewrite(skb, key->proto, IP_SRC_OFF, key->client_ip, dst, sport_off(key->proto), key->client_port, nport);
+	rewrite(skb, key->proto, IP_DST_OFF, dst, client, dport_off(key->proto), dport, cport);
+	return send_out(skb, dst, client);
+}
+
 // Ingress on the node's interfaces: a packet to a NodePort (or external
-// IP) is sent to a local backend. A service without one passes unchanged,
-// so the stack refuses it (nothing listens on a NodePort).
+// IP) is sent to a backend of the service's external set. A local one
+// sees the client's address; a remote one (externalTrafficPolicy Cluster)
+// sees this node's. A service without one passes unchanged, so the stack
+// refuses it (nothing listens on a NodePort).
 SEC("tc")
 int hoist_nodeport_ingress(struct __sk_buff *skb)
 {
 	struct flow_key key = {};
 	__u32 dst;
 	__u16 dport;
-	int syn = 0;
-	if (!parse(skb, &key, &dst, &dport, &syn))
+	int syn = 0, fin = 0;
+	if (!parse(skb, &key, &dst, &dport, &syn, &fin))
 		return TC_ACT_OK;
+	int verdict = snat_reply(skb, &key, dst, dport, fin);
+	if (verdict >= 0)
+		return verdict;
 	key.ip = dst;
 	key.port = dport;
 	struct flow_value be = {};
+	struct snat_key rk = {.node_ip = dst, .proto = key.proto};
+	struct snat_value nat = {.last_ns = bpf_ktime_get_ns(), .client_ip = key.client_ip, .client_port = key.client_port, .node_port = dport};
 	struct flow_value *known = bpf_map_lookup_elem(&hoist_np_flows, &key);
-	if (known && !syn) {
+	if (known && (!syn || snat_open(known, &rk))) {
 		be = *known;
 	} else {
 		struct svc_key skey = {.vip = dst, .port = dport, .proto = key.proto, .scope = SCOPE_NODEPORT};
@@ -315,14 +447,37 @@ int hoist_nodeport_ingress(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		be.ip = b->ip;
 		be.port = b->port;
+		if (b->flags & BACKEND_REMOTE) {
+			rk.backend_ip = be.ip;
+			rk.backend_port = be.port;
+			if (!snat_alloc(&rk, &nat))
+				return TC_ACT_SHOT; // every port busy: the client retries
+			be.nat_port = rk.nat_port;
+		} else {
+			struct flow_key rkey = {.client_ip = key.client_ip, .client_port = key.client_port, .ip = be.ip, .port = be.port, .proto = key.proto};
+			struct flow_value orig = {.ip = dst, .port = dport};
+			bpf_map_update_elem(&hoist_np_revnat, &rkey, &orig, BPF_ANY);
+		}
 		bpf_map_update_elem(&hoist_np_flows, &key, &be, BPF_ANY);
-		struct flow_key rkey = {.client_ip = key.client_ip, .client_port = key.client_port, .ip = be.ip, .port = be.port, .proto = key.proto};
-		struct flow_value orig = {.ip = dst, .port = dport};
-		bpf_map_update_elem(&hoist_np_revnat, &rkey, &orig, BPF_ANY);
 	}
-	__u32 port_off = L4_OFF + (key.proto == IPPROTO_TCP ? offsetof(struct tcphdr, dest) : offsetof(struct udphdr, dest));
-	rewrite(skb, key.proto, IP_DST_OFF, dst, be.ip, port_off, dport, be.port);
-	return TC_ACT_OK;
+	rewrite(skb, key.proto, IP_DST_OFF, dst, be.ip, dport_off(key.proto), dport, be.port);
+	if (!be.nat_port)
+		return TC_ACT_OK;
+	// Keep the reply entry fresh (and recreate it if LRU evicted it).
+	rk.backend_ip = be.ip;
+	rk.backend_port = be.port;
+	rk.nat_port = be.nat_port;
+	struct snat_value *v = bpf_map_lookup_elem(&hoist_np_snat, &rk);
+	if (v) {
+		v->last_ns = nat.last_ns;
+		if (fin)
+			v->closing = 1;
+	} else {
+		nat.closing = fin;
+		bpf_map_update_elem(&hoist_np_snat, &rk, &nat, BPF_ANY);
+	}
+	rewrite(skb, key.proto, IP_SRC_OFF, key.client_ip, dst, sport_off(key.proto), key.client_port, be.nat_port);
+	return send_out(skb, dst, be.ip);
 }
 
 // Egress on the same interfaces: a backend's reply to a NodePort client

@@ -3,6 +3,7 @@ package flannel_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	current "github.com/containernetworking/cni/pkg/types/100"
+
 	"github.com/hoist-project/hoist/flannel/subnetenv"
+	"github.com/hoist-project/hoist/internal/cni/plugintest"
 	"github.com/hoist-project/hoist/internal/fabric"
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/internal/testenv"
@@ -35,15 +39,17 @@ type flanneld struct {
 	done       chan struct{}
 }
 
-func newFlanneld(t *testing.T, f *fabric.Fabric, node fabric.Node, etcdEndpoint string) *flanneld {
+// newFlanneld prepares flanneld for node with the common flags (1 s
+// resync, health server on the node's loopback) plus storeFlags; later
+// flags override earlier ones.
+func newFlanneld(t *testing.T, f *fabric.Fabric, node fabric.Node, storeFlags ...string) *flanneld {
 	dir := filepath.Join(t.TempDir(), node.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	d := &flanneld{t: t, f: f, node: node, subnetFile: filepath.Join(dir, "subnet.env"), logPath: filepath.Join(dir, "flanneld.log")}
-	d.args = []string{testenv.Binary(t, "hoist"), "flanneld", "--etcd-endpoints", etcdEndpoint, "--node-name", node.Name,
-		"--iface", "eth0", "--subnet-file", d.subnetFile, "--resync-interval", "1s", "--subnet-lease-ttl", "10s",
-		"--healthz-address", "127.0.0.1:10267"}
+	d.args = append([]string{testenv.Binary(t, "hoist"), "flanneld", "--node-name", node.Name,
+		"--subnet-file", d.subnetFile, "--resync-interval", "1s", "--healthz-address", "127.0.0.1:10267"}, storeFlags...)
 	t.Cleanup(func() {
 		d.Kill()
 		if t.Failed() {
@@ -151,16 +157,17 @@ func (d *flanneld) Metric(name string) float64 {
 	return sum
 }
 
-// pod is a network namespace attached to a node through a bridge, the
-// stand-in for the bridge CNI plugin.
+// pod is a network namespace attached to its node by the flannel CNI
+// meta-plugin (bridge hoist-cni0 + host-local from the node's subnet.env),
+// exactly as the kubelet attaches pods.
 type pod struct {
-	Netns, Path string
-	IP          netip.Addr
+	Path string
+	IP   netip.Addr
 }
 
-// addPod creates bridge hoist-cni0 (the subnet's .1) on node and a pod
-// netns with the subnet's .2, MTU from subnet.env.
-func addPod(t *testing.T, f *fabric.Fabric, node fabric.Node, env subnetenv.Env) pod {
+// addPod creates a pod netns and runs the built cni/flannel ADD for it
+// inside node's namespace.
+func addPod(t *testing.T, f *fabric.Fabric, node fabric.Node, subnetFile string) pod {
 	t.Helper()
 	name := fabric.NetnsPrefix + f.Name() + "-p" + strings.TrimPrefix(node.Name, "n")
 	path, err := nsutil.CreateNamed(name)
@@ -168,29 +175,23 @@ func addPod(t *testing.T, f *fabric.Fabric, node fabric.Node, env subnetenv.Env)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nsutil.DeleteNamed(name) })
-	gw := env.Subnet.Addr().Next()
-	p := pod{Netns: name, Path: path, IP: gw.Next()}
-	mtu := fmt.Sprint(env.MTU)
-	for _, argv := range [][]string{
-		{"ip", "link", "add", "hoist-cni0", "type", "bridge"},
-		{"ip", "addr", "add", netip.PrefixFrom(gw, env.Subnet.Bits()).String(), "dev", "hoist-cni0"},
-		{"ip", "link", "set", "hoist-cni0", "mtu", mtu, "up"},
-		{"ip", "link", "add", "hoist-veth0", "mtu", mtu, "type", "veth", "peer", "name", "eth0", "netns", name},
-		{"ip", "link", "set", "hoist-veth0", "master", "hoist-cni0", "up"},
-	} {
-		mustExec(t, f, node, argv...)
+	binDir := plugintest.HoistPlugins(t)
+	if bin := testenv.Binary(t, "cni/flannel"); filepath.Dir(bin) != binDir {
+		t.Fatalf("flannel plugin built into %s, the other plugins into %s", bin, binDir)
 	}
-	for _, argv := range [][]string{
-		{"ip", "link", "set", "lo", "up"},
-		{"ip", "link", "set", "eth0", "mtu", mtu, "up"},
-		{"ip", "addr", "add", netip.PrefixFrom(p.IP, env.Subnet.Bits()).String(), "dev", "eth0"},
-		{"ip", "route", "add", "default", "via", gw.String()},
-	} {
-		if out, err := exec.Command("ip", append([]string{"netns", "exec", name}, argv...)...).CombinedOutput(); err != nil {
-			t.Fatalf("%v in %s: %v: %s", argv, name, err, out)
-		}
+	dir := t.TempDir()
+	e := (&plugintest.Env{HostNS: node.NetnsPath, DataDir: filepath.Join(dir, "ipam"), BinDir: binDir}).For(t)
+	conf := plugintest.Conf{"cniVersion": "1.0.0", "name": "hoist-pods", "type": "flannel",
+		"subnetFile": subnetFile, "dataDir": filepath.Join(dir, "flannel"),
+		"delegate": map[string]any{"bridge": "hoist-cni0", "isDefaultGateway": true},
+		"ipam":     map[string]any{"dataDir": e.DataDir}}
+	out := e.MustExec(plugintest.Call{Plugin: "flannel", Command: "ADD", ContainerID: name, Netns: path, Config: conf.Bytes(t)})
+	var res current.Result
+	if err := json.Unmarshal(out, &res); err != nil || len(res.IPs) == 0 {
+		t.Fatalf("flannel ADD on %s: result %s: %v", node.Name, out, err)
 	}
-	return p
+	ip, _ := netip.AddrFromSlice(res.IPs[0].Address.IP.To4())
+	return pod{Path: path, IP: ip}
 }
 
 // serveRemoteAddr runs a TCP server in nsPath on :7000 that answers every
@@ -300,6 +301,17 @@ func seenAs(nsPath string, to netip.Addr) (string, error) {
 	}
 	defer c.Close()
 	return ask(c)
+}
+
+// runIn runs argv inside the namespace at nsPath (forked from a thread in
+// it: no `ip netns exec`, which remounts /sys) or fails the test.
+func runIn(t *testing.T, nsPath string, argv ...string) {
+	t.Helper()
+	var out []byte
+	err := nsutil.Do(nsPath, func() (err error) { out, err = exec.Command(argv[0], argv[1:]...).CombinedOutput(); return err })
+	if err != nil {
+		t.Fatalf("%v in %s: %v: %s", argv, nsPath, err, out)
+	}
 }
 
 func mustExec(t *testing.T, f *fabric.Fabric, node fabric.Node, argv ...string) string {

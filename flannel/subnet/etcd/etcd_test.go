@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/hoist-project/hoist/flannel/internal/etcdtest"
 	"github.com/hoist-project/hoist/flannel/subnet"
 )
@@ -197,5 +200,60 @@ func TestIntegrationEtcdWatch(t *testing.T) {
 			t.Fatalf("resumed watch relisted instead of resuming: %+v", b)
 		}
 		b.Apply(known)
+	}
+}
+
+// TestIntegrationEtcdWatchRelistsAfterCompaction: a watch cut off while
+// leases changed and history was compacted relists (a snapshot with the
+// current leases) instead of missing the changes.
+func TestIntegrationEtcdWatchRelistsAfterCompaction(t *testing.T) {
+	srv := etcdtest.Start(t, netip.Addr{})
+	proxy := etcdtest.NewProxy(t, srv.Local)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxy.URL}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv.Put("/coreos.com/network/subnets/10.244.1.0-24", `{"PublicIP":"172.31.0.2","BackendType":"vxlan"}`)
+	m := New(cli, "", time.Hour, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan subnet.Batch)
+	go func() { _ = m.WatchLeases(ctx, out) }()
+	next := func() subnet.Batch {
+		t.Helper()
+		select {
+		case b := <-out:
+			return b
+		case <-time.After(30 * time.Second):
+			t.Fatal("no lease batch within 30s")
+			return subnet.Batch{}
+		}
+	}
+	if b := next(); !b.Snapshot || len(b.Events) != 1 {
+		t.Fatalf("first batch %+v", b)
+	}
+
+	// While the watcher is cut off: one lease added, one removed, history compacted.
+	proxy.Cut()
+	direct := srv.Client()
+	srv.Put("/coreos.com/network/subnets/10.244.2.0-24", `{"PublicIP":"172.31.0.3","BackendType":"vxlan"}`)
+	del, err := direct.Delete(ctx, "/coreos.com/network/subnets/10.244.1.0-24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Compact(ctx, del.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Restore()
+
+	b := next()
+	if !b.Snapshot {
+		t.Fatalf("after compaction: got an incremental batch %+v, want a relist", b)
+	}
+	known := map[netip.Prefix]subnet.Lease{}
+	b.Apply(known)
+	if len(known) != 1 || known[netip.MustParsePrefix("10.244.2.0/24")].Attrs.PublicIP.String() != "172.31.0.3" {
+		t.Fatalf("relist: %v, want only 10.244.2.0/24", known)
 	}
 }

@@ -96,6 +96,29 @@ func TestIntegrationAPIConflictsAndNamespaces(t *testing.T) {
 	r = api.do(t, "POST", base+"/api/v1/namespaces/nope/configmaps", "application/json", []byte(fmt.Sprintf(cmJSON, "a", "x")))
 	wantCode(t, "create in missing namespace", r, 404)
 	wantCode(t, "delete kube-system", api.do(t, "DELETE", base+"/api/v1/namespaces/kube-system", "", nil), 403)
+	// A namespace is usable as soon as its create returns (admission falls
+	// back to etcd when the watch cache has not seen it yet), and refuses
+	// new content once it is terminating.
+	wantCode(t, "create namespace", api.do(t, "POST", base+"/api/v1/namespaces", "application/json",
+		[]byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"doomed"}}`)), 201)
+	doomed := base + "/api/v1/namespaces/doomed/configmaps"
+	wantCode(t, "create in a new namespace", api.do(t, "POST", doomed, "application/json",
+		[]byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"held","finalizers":["hoist.test/hold"]}}`)), 201)
+	wantCode(t, "delete namespace", api.do(t, "DELETE", base+"/api/v1/namespaces/doomed", "", nil), 200)
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		r = api.do(t, "POST", doomed, "application/json", []byte(fmt.Sprintf(cmJSON, fmt.Sprintf("late%d", i), "x")))
+		if r.code == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create in a terminating namespace: HTTP %d %s", r.code, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(r.body), "unable to create new content in namespace doomed because it is being terminated") {
+		t.Errorf("terminating namespace message: %s", r.body)
+	}
 	// Finalizers hold deletion until removed.
 	r = api.do(t, "POST", url, "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["hoist.test/hold"]}}`))
 	wantCode(t, "create with finalizer", r, 201)

@@ -4,67 +4,12 @@ import (
 	"bufio"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hoist-project/hoist/internal/testenv"
 )
-
-// kubectl runs the real kubectl against one master.
-type kubectl struct {
-	t          *testing.T
-	bin        string
-	kubeconfig string
-	cacheDir   string
-}
-
-// newKubectl drives the master with the admin.kubeconfig it wrote, as an
-// operator does (TLS, the cluster CA, the admin client certificate).
-func newKubectl(t *testing.T, m *testMaster) *kubectl {
-	bin := testenv.RequireCommand(t, "kubectl", "kubectl (install kubectl v1.32 at /usr/bin/kubectl)")
-	return &kubectl{t: t, bin: bin, kubeconfig: m.Kubeconfig, cacheDir: filepath.Join(t.TempDir(), "cache")}
-}
-
-func (k *kubectl) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	full := append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir}, args...)
-	return exec.CommandContext(ctx, k.bin, full...)
-}
-
-// run runs kubectl and fails the test on error; it returns stdout.
-func (k *kubectl) run(args ...string) string {
-	k.t.Helper()
-	out, err := k.try(args...)
-	if err != nil {
-		k.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (k *kubectl) try(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stdout, stderr strings.Builder
-	c := k.cmd(ctx, append([]string{"--request-timeout", "20s"}, args...)...)
-	c.Stdout, c.Stderr = &stdout, &stderr
-	err := c.Run()
-	if err != nil {
-		return stdout.String() + stderr.String(), err
-	}
-	return stdout.String(), nil
-}
-
-func wantContains(t *testing.T, what, out string, subs ...string) {
-	t.Helper()
-	for _, s := range subs {
-		if !strings.Contains(out, s) {
-			t.Fatalf("%s: output lacks %q:\n%s", what, s, out)
-		}
-	}
-}
 
 const manifest = `apiVersion: v1
 kind: ConfigMap
@@ -180,18 +125,19 @@ func TestE2EKubectlAgainstMaster(t *testing.T) {
 	}
 	defer func() { cancel(); _ = w.Wait() }()
 	lines := bufio.NewScanner(stdout)
-	waitLine := func(sub string) {
+	// waitLine waits for a line holding all of subs.
+	waitLine := func(subs ...string) {
 		t.Helper()
 		for lines.Scan() {
-			if strings.Contains(lines.Text(), sub) {
+			if !slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(lines.Text(), s) }) {
 				return
 			}
 		}
-		t.Fatalf("kubectl get -w ended without a line containing %q", sub)
+		t.Fatalf("kubectl get -w ended without a line containing %q", subs)
 	}
-	waitLine("ADDED") // the initial state
+	waitLine("ADDED", "settings") // the initial state
 	wantContains(t, "label", k.run("-n", "shop", "label", "cm", "settings", "tier=gold"), "labeled")
-	waitLine("tier=gold")
+	waitLine("MODIFIED", "settings", "tier=gold")
 	wantContains(t, "annotate", k.run("-n", "shop", "annotate", "cm", "settings", "owner=team-a"), "annotated")
 	wantContains(t, "strategic patch", k.run("-n", "shop", "patch", "deploy", "web", "-p",
 		`{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"testbox:2"}]}}}}`), "patched")
@@ -220,7 +166,7 @@ func TestE2EKubectlAgainstMaster(t *testing.T) {
 
 	wantContains(t, "delete", k.run("-n", "shop", "delete", "-f", file),
 		`configmap "settings" deleted`, `deployment.apps "web" deleted`, `service "web" deleted`, `pod "solo" deleted`)
-	waitLine("DELETED")
+	waitLine("DELETED", "settings")
 	// The Deployment's ReplicaSets and pods go through the garbage collector.
 	waitFor(t, "the garbage collector to remove what the Deployment owned", func() bool {
 		return strings.TrimSpace(k.run("-n", "shop", "get", "all", "-o", "name")) == ""
@@ -232,17 +178,5 @@ func TestE2EKubectlAgainstMaster(t *testing.T) {
 	wantContains(t, "delete namespace", k.run("delete", "namespace", "shop", "--timeout=30s"), `namespace "shop" deleted`)
 	if out, err := k.try("get", "namespace", "shop"); err == nil || !strings.Contains(out, "NotFound") {
 		t.Fatalf("namespace still there: %v %s", err, out)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 20 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

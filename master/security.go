@@ -114,7 +114,7 @@ func setUpSecurity(cfg Config, bound net.Addr) (*security, error) {
 	if err != nil {
 		return nil, fmt.Errorf("join token: %w", err)
 	}
-	an := authn.Union{authn.X509{Roots: p.CA.Pool()}}
+	an := authn.Union{authn.X509{Roots: p.CA.Pool(), Cache: authn.NewVerifyCache(4096)}}
 	if cfg.TokenAuthFile != "" {
 		tf, err := authn.LoadTokenFile(cfg.TokenAuthFile)
 		if err != nil {

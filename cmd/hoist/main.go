@@ -13,9 +13,6 @@ import (
 	"syscall"
 )
 
-// errNotImplemented marks a subcommand whose component has not landed yet.
-var errNotImplemented = errors.New("not implemented yet")
-
 // usageError is returned for bad flags or arguments; it exits 2 like flag parsing does.
 type usageError struct{ msg string }
 
@@ -36,14 +33,8 @@ func subcommands() map[string]subcommand {
 		"up":          {"run a single-machine cluster (master + node)", runUp},
 		"cluster":     {"run a multi-node cluster in network namespaces", runCluster},
 		"images":      {"build, list and import hoist's own images", runImages},
-		"hollow-node": {"register fake nodes for scale tests", notImplemented("hollow-node")},
+		"hollow-node": {"register fake nodes for scale tests", runHollowNode},
 		"version":     {"print the version", runVersion},
-	}
-}
-
-func notImplemented(name string) func(context.Context, []string) error {
-	return func(context.Context, []string) error {
-		return fmt.Errorf("hoist %s: %w (see the status table in README.md)", name, errNotImplemented)
 	}
 }
 
@@ -82,7 +73,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errNotImplemented), errors.As(err, &ue):
+	case errors.As(err, &ue):
 		fmt.Fprintln(os.Stderr, "hoist:", err)
 		return 2
 	default:

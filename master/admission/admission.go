@@ -57,6 +57,11 @@ func (c *Chain) namespaceLifecycle(ctx context.Context, a apiserver.Attributes) 
 	if a.Op != apiserver.Create || !a.Resource.Namespaced {
 		return nil
 	}
+	// An active namespace in the watch cache is enough, as upstream's
+	// lister; a miss or a terminating one is checked against etcd.
+	if obj, ok := c.Namespaces.CachedGet("", a.Namespace); ok && active(obj.(*corev1.Namespace)) {
+		return nil
+	}
 	obj, err := c.Namespaces.Get(ctx, "", a.Namespace)
 	if apierrors.IsNotFound(err) {
 		return apierrors.NewNotFound(corev1.Resource("namespaces"), a.Namespace)
@@ -64,12 +69,15 @@ func (c *Chain) namespaceLifecycle(ctx context.Context, a apiserver.Attributes) 
 	if err != nil {
 		return err
 	}
-	ns := obj.(*corev1.Namespace)
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
+	if !active(obj.(*corev1.Namespace)) {
 		gr := a.Resource.GroupVersionResource().GroupResource()
 		return apierrors.NewForbidden(gr, a.Name, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", a.Namespace))
 	}
 	return nil
+}
+
+func active(ns *corev1.Namespace) bool {
+	return ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating
 }
 
 // owner identifies a service in the allocators: its uid, which the

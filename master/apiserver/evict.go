@@ -59,22 +59,35 @@ func (h *handler) evict() error {
 		return done() // nothing a budget protects
 	}
 	pdbStore := h.s.stores[policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets")]
-	pdbs, err := h.budgetsFor(pdbStore, pod)
-	if err != nil {
-		return err
+	// The disruption controller writes the budget's status too: a conflict
+	// means "read the budget again and recheck", as upstream retries it,
+	// because kubectl drain gives up on anything but 429.
+	var spendErr error
+	for range evictionConflictRetries {
+		pdbs, err := h.budgetsFor(pdbStore, pod)
+		if err != nil {
+			return err
+		}
+		switch len(pdbs) {
+		case 0:
+			return done()
+		case 1:
+		default:
+			return apierrors.NewInternalError(fmt.Errorf("this pod has more than one PodDisruptionBudget, which the eviction subresource does not support"))
+		}
+		if spendErr = h.spendBudget(pdbStore, pdbs[0], pod); !apierrors.IsConflict(spendErr) {
+			break
+		}
 	}
-	switch len(pdbs) {
-	case 0:
-		return done()
-	case 1:
-	default:
-		return apierrors.NewInternalError(fmt.Errorf("this pod has more than one PodDisruptionBudget, which the eviction subresource does not support"))
-	}
-	if err := h.spendBudget(pdbStore, pdbs[0], pod); err != nil {
-		return err
+	if spendErr != nil {
+		return spendErr
 	}
 	return done()
 }
+
+// evictionConflictRetries bounds the re-reads of a budget that changed
+// under an eviction (upstream: 5).
+const evictionConflictRetries = 5
 
 func (h *handler) budgetsFor(pdbStore *registry.Store, pod *corev1.Pod) ([]*policyv1.PodDisruptionBudget, error) {
 	list, err := pdbStore.List(h.ctx(), h.ns, registry.ListOptions{Filter: registry.Filter{Labels: labels.Everything(), Fields: everythingFields()}})
@@ -153,7 +166,7 @@ func (h *handler) spendBudget(pdbStore *registry.Store, pdb *policyv1.PodDisrupt
 		p.Status.ObservedGeneration = p.Generation
 		return p, nil
 	})
-	return err // a conflict (409) tells the client to retry, as upstream
+	return err // a conflict: the caller reads the budget again
 }
 
 func desiredHealthy(pdb *policyv1.PodDisruptionBudget, expected int32) int32 {

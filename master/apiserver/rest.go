@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info request.Info) {
@@ -183,28 +184,55 @@ func (h *handler) readBodyRaw() ([]byte, error) {
 	return body, nil
 }
 
-// decode decodes a JSON body as gvk and applies ?fieldValidation.
+// decode decodes a patched object (JSON) as gvk and applies
+// ?fieldValidation.
 func (h *handler) decode(gvk schema.GroupVersionKind, body []byte) (runtime.Object, error) {
+	return h.decodeWithPrefix(gvk, body, "")
+}
+
+// decodeBody decodes a create or update body: upstream prefixes its strict
+// decoding errors with `<Kind> in version "<v>" cannot be handled as a <Kind>: `.
+func (h *handler) decodeBody(gvk schema.GroupVersionKind, body []byte) (runtime.Object, error) {
+	return h.decodeWithPrefix(gvk, body, fmt.Sprintf("%s in version %q cannot be handled as a %s: ", gvk.Kind, gvk.Version, gvk.Kind))
+}
+
+func (h *handler) decodeWithPrefix(gvk schema.GroupVersionKind, body []byte, prefix string) (runtime.Object, error) {
 	d, err := registry.Decode(h.s.cfg.Scheme, gvk, body)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	if err := h.fieldValidation(d.Strict); err != nil {
+	if err := h.fieldValidation(d.Strict, prefix); err != nil {
 		return nil, err
 	}
 	return d.Obj, nil
 }
 
+// fieldValidationDirective checks ?fieldValidation, which is Ignore, Warn
+// (the default) or Strict, answering other values as upstream does.
+func (h *handler) fieldValidationDirective() (string, error) {
+	switch v := h.query("fieldValidation"); v {
+	case "":
+		return metav1.FieldValidationWarn, nil
+	case metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict:
+		return v, nil
+	default:
+		kind := map[string]string{"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}[h.r.Method]
+		return "", apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: kind}, "", field.ErrorList{
+			field.NotSupported(field.NewPath("fieldValidation"), v, []string{metav1.FieldValidationIgnore, metav1.FieldValidationStrict, metav1.FieldValidationWarn})})
+	}
+}
+
 // fieldValidation applies ?fieldValidation=Strict|Warn|Ignore (default Warn)
 // to the unknown or duplicate fields found while decoding.
-func (h *handler) fieldValidation(strict []string) error {
-	if len(strict) == 0 {
-		return nil
+func (h *handler) fieldValidation(strict []string, prefix string) error {
+	directive, err := h.fieldValidationDirective()
+	if err != nil || len(strict) == 0 {
+		return err
 	}
-	switch h.query("fieldValidation") {
-	case "Ignore":
-	case "Strict":
-		return apierrors.NewBadRequest("strict decoding error: " + strings.Join(strict, ", "))
+	switch directive {
+	case metav1.FieldValidationIgnore:
+	case metav1.FieldValidationStrict:
+		return apierrors.NewBadRequest(prefix + "strict decoding error: " + strings.Join(strict, ", "))
 	default:
 		for _, msg := range strict {
 			h.w.Header().Add("Warning", fmt.Sprintf("299 - %q", msg))
@@ -230,7 +258,7 @@ func (h *handler) create() error {
 	if err != nil {
 		return err
 	}
-	obj, err := h.decode(h.st.Res.GroupVersionKind(), body)
+	obj, err := h.decodeBody(h.st.Res.GroupVersionKind(), body)
 	if err != nil {
 		return err
 	}
@@ -261,7 +289,7 @@ func (h *handler) update() error {
 	if h.info.Subresource == "scale" {
 		return h.updateScale(body)
 	}
-	obj, err := h.decode(h.st.Res.GroupVersionKind(), body)
+	obj, err := h.decodeBody(h.st.Res.GroupVersionKind(), body)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func (h *handler) scaleUpdate(precondition string, next func(cur *autoscalingv1.
 }
 
 func (h *handler) updateScale(body []byte) error {
-	obj, err := h.decode(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), body)
+	obj, err := h.decodeBody(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), body)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (h *handler) bind() error {
 	if err != nil {
 		return err
 	}
-	obj, err := h.decode(corev1.SchemeGroupVersion.WithKind("Binding"), body)
+	obj, err := h.decodeBody(corev1.SchemeGroupVersion.WithKind("Binding"), body)
 	if err != nil {
 		return err
 	}

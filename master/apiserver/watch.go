@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -64,16 +65,47 @@ func (h *handler) watch() error {
 	flush(h.w)
 	enc := json.NewEncoder(h.w)
 	for ev := range events {
-		var obj any = ev.Object
-		if f.table && ev.Type != watch.Error && ev.Type != watch.Bookmark {
-			obj = h.st.Res.TableFor([]runtime.Object{ev.Object}, h.query("includeObject"), false)
+		var err error
+		if so, ok := ev.Object.(*registry.SharedObject); ok && !f.table {
+			err = writeSharedEvent(h.w, ev.Type, so)
+		} else {
+			obj := ev.Object
+			if so, ok := obj.(*registry.SharedObject); ok {
+				obj = so.Object
+			}
+			var out any = obj
+			if f.table && ev.Type != watch.Error && ev.Type != watch.Bookmark {
+				out = h.st.Res.TableFor([]runtime.Object{obj}, h.query("includeObject"), false)
+			}
+			err = enc.Encode(watchEvent{Type: ev.Type, Object: out})
 		}
-		if err := enc.Encode(watchEvent{Type: ev.Type, Object: obj}); err != nil {
+		if err != nil {
 			return nil // client went away
 		}
-		flush(h.w)
+		// One flush (an HTTP/2 frame, a TLS record, a write) for all
+		// events that are ready: under load that is what keeps up.
+		if len(events) == 0 {
+			flush(h.w)
+		}
 	}
 	return nil
+}
+
+// writeSharedEvent frames an object every watcher shares, encoded once, as
+// the json.Encoder would: {"type":T,"object":OBJ}\n.
+func writeSharedEvent(w io.Writer, typ watch.EventType, so *registry.SharedObject) error {
+	data, err := so.JSON()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(data)+40)
+	buf = append(buf, `{"type":"`...)
+	buf = append(buf, typ...)
+	buf = append(buf, `","object":`...)
+	buf = append(buf, data...)
+	buf = append(buf, "}\n"...)
+	_, err = w.Write(buf)
+	return err
 }
 
 func flush(w http.ResponseWriter) {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -244,7 +245,9 @@ func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan wa
 	if err != nil {
 		return nil, s.storageErr(err, "")
 	}
-	out := make(chan watch.Event)
+	// Buffered so the server can write several ready events with one
+	// flush when a watcher falls behind.
+	out := make(chan watch.Event, 32)
 	go func() {
 		defer close(out)
 		for ev := range evc {
@@ -286,8 +289,14 @@ func (s *Store) filterEvent(f Filter, ev storage.CacheEvent) (watch.Event, bool)
 		}
 		return watch.Event{Type: watch.Bookmark, Object: obj}, true
 	}
-	obj := ev.Obj.(runtime.Object).DeepCopyObject()
-	cur := s.Matches(f, obj)
+	shared := ev.Obj.(runtime.Object)
+	cur := s.Matches(f, shared)
+	var obj runtime.Object
+	if ev.Memo != nil {
+		obj = NewSharedObject(shared, ev.Memo)
+	} else {
+		obj = shared.DeepCopyObject()
+	}
 	prev := false
 	if ev.PrevObj != nil {
 		prev = s.Matches(f, ev.PrevObj.(runtime.Object))
@@ -307,6 +316,33 @@ func (s *Store) filterEvent(f Filter, ev storage.CacheEvent) (watch.Event, bool)
 		return watch.Event{Type: watch.Deleted, Object: obj}, true
 	}
 	return watch.Event{}, false
+}
+
+// SharedObject is a watch event's object as the watch cache holds it,
+// shared by every watcher of that event: it must not be modified. JSON
+// encodes it once for all of them.
+type SharedObject struct {
+	runtime.Object
+	memo *storage.Memo
+}
+
+// NewSharedObject wraps obj, whose encoding memo is memo.
+func NewSharedObject(obj runtime.Object, memo *storage.Memo) *SharedObject {
+	return &SharedObject{Object: obj, memo: memo}
+}
+
+type encoded struct {
+	data []byte
+	err  error
+}
+
+// JSON returns the object's JSON encoding, computed on first use.
+func (o *SharedObject) JSON() ([]byte, error) {
+	e := o.memo.Get(func() any {
+		data, err := json.Marshal(o.Object)
+		return encoded{data, err}
+	}).(encoded)
+	return e.data, e.err
 }
 
 // etcdWatch watches etcd directly from an old revision (no cache).

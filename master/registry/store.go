@@ -112,6 +112,18 @@ func (s *Store) Get(ctx context.Context, ns, name string) (runtime.Object, error
 	return obj, nil
 }
 
+// CachedGet returns an object from the watch cache, which may lag etcd a
+// little: for checks where a miss falls back to Get. The object is shared
+// and must not be modified.
+func (s *Store) CachedGet(ns, name string) (runtime.Object, bool) {
+	obj, ok := s.cache.Get(s.key(ns, name))
+	if !ok {
+		return nil, false
+	}
+	o, ok := obj.(runtime.Object)
+	return o, ok
+}
+
 // Create validates and stores a new object in namespace ns.
 func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
 	acc, err := meta.Accessor(obj)

@@ -35,7 +35,9 @@ const DefaultSchedulerName = corev1.DefaultSchedulerName
 type Config struct {
 	// SchedulerName selects the pods to schedule (default-scheduler).
 	SchedulerName string
-	// BindWorkers bounds concurrent binding requests (default 16).
+	// BindWorkers bounds concurrent binding requests (default 64: a
+	// binding is an etcd read and write, and under load the API server
+	// answers in tens of milliseconds, so concurrency is throughput).
 	BindWorkers int
 	// UnschedulableTimeout retries a parked pod even without a cluster
 	// event after this long (default 5m, like upstream).
@@ -49,7 +51,7 @@ func (c *Config) defaults() {
 		c.SchedulerName = DefaultSchedulerName
 	}
 	if c.BindWorkers <= 0 {
-		c.BindWorkers = 16
+		c.BindWorkers = 64
 	}
 	if c.UnschedulableTimeout <= 0 {
 		c.UnschedulableTimeout = 5 * time.Minute

@@ -30,6 +30,23 @@ type CacheEvent struct {
 	// InitialEventsEnd marks the bookmark that ends the initial state of a
 	// watch that asked for it (sendInitialEvents).
 	InitialEventsEnd bool
+	// Memo belongs to Obj and is shared by every watcher that receives
+	// this event (nil on bookmarks): serializers keep their encoding of
+	// Obj there, so a thousand watchers encode a change once. Only the
+	// event window holds memos, so their memory is bounded.
+	Memo *Memo
+}
+
+// Memo holds one value computed on first use.
+type Memo struct {
+	once sync.Once
+	val  any
+}
+
+// Get returns the memoized value, computing it with f the first time.
+func (m *Memo) Get(f func() any) any {
+	m.once.Do(func() { m.val = f() })
+	return m.val
 }
 
 // Decoder turns a stored value into the caller's object, stamping rev as its
@@ -53,7 +70,7 @@ type Cacher struct {
 	decode   Decoder
 	capacity int
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // watchers read under RLock, so a broadcast does not serialize them
 	ready    bool
 	gen      int // bumped on every relist; watchers of an old generation end
 	objs     map[string]cachedObj
@@ -127,7 +144,7 @@ func (c *Cacher) apply(ev Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev, had := c.objs[ev.Key]
-	ce := CacheEvent{Key: ev.Key, Obj: obj, Revision: ev.Revision}
+	ce := CacheEvent{Key: ev.Key, Obj: obj, Revision: ev.Revision, Memo: &Memo{}}
 	if had {
 		ce.PrevObj = prev.obj
 	}
@@ -188,6 +205,15 @@ func (c *Cacher) List(ctx context.Context, keyPrefix string) ([]any, int64, erro
 		out = append(out, c.objs[k].obj)
 	}
 	return out, c.rev, nil
+}
+
+// Get returns the cached object at key, if the cache is ready and has it.
+// The object is shared: callers must not modify it.
+func (c *Cacher) Get(key string) (any, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	co, ok := c.objs[key]
+	return co.obj, ok && c.ready
 }
 
 func (c *Cacher) keysLocked(keyPrefix string) []string {
@@ -255,7 +281,9 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 		pos = c.rev
 		for _, k := range c.keysLocked(o.KeyPrefix) {
 			co := c.objs[k]
-			initial = append(initial, CacheEvent{Type: Added, Key: k, Obj: co.obj, Revision: co.rev})
+			// A memo per watcher: keeping encodings of the whole cache
+			// would cost more memory than it saves CPU.
+			initial = append(initial, CacheEvent{Type: Added, Key: k, Obj: co.obj, Revision: co.rev, Memo: &Memo{}})
 		}
 	} else if pos < c.startRev {
 		c.mu.Unlock()
@@ -296,16 +324,16 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 			tick = t.C
 		}
 		for {
-			c.mu.Lock()
+			c.mu.RLock()
 			if c.gen != gen || pos < c.startRev {
-				c.mu.Unlock()
+				c.mu.RUnlock()
 				errc <- fmt.Errorf("%w: watch cache was reset or the watcher fell behind", ErrTooOld)
 				return
 			}
 			i := sort.Search(len(c.events), func(i int) bool { return c.events[i].Revision > pos })
 			pending := append([]CacheEvent(nil), c.events[i:]...)
 			cur, n := c.rev, c.notify
-			c.mu.Unlock()
+			c.mu.RUnlock()
 			for _, e := range pending {
 				if len(o.KeyPrefix) > 0 && (len(e.Key) < len(o.KeyPrefix) || e.Key[:len(o.KeyPrefix)] != o.KeyPrefix) {
 					pos = e.Revision

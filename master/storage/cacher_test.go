@@ -60,6 +60,12 @@ func TestIntegrationCacher(t *testing.T) {
 	if err != nil || len(objs) != 3 {
 		t.Fatalf("cache list: %v %v", objs, err)
 	}
+	if o, ok := c.Get("/registry/c/ns1/b"); !ok || o != "b" {
+		t.Fatalf("cache get b: %v %v", o, ok)
+	}
+	if o, ok := c.Get("/registry/c/ns1/missing"); ok {
+		t.Fatalf("cache get of a missing key: %v", o)
+	}
 	// Overflow the 4-event window: a watch from before it is refused.
 	cur := rev
 	for range 6 {

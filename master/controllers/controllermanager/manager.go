@@ -17,12 +17,15 @@ import (
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/daemonset"
 	"github.com/hoist-project/hoist/master/controllers/deployment"
+	"github.com/hoist-project/hoist/master/controllers/disruption"
 	"github.com/hoist-project/hoist/master/controllers/endpoints"
 	"github.com/hoist-project/hoist/master/controllers/garbagecollector"
 	"github.com/hoist-project/hoist/master/controllers/job"
 	"github.com/hoist-project/hoist/master/controllers/nodeipam"
 	"github.com/hoist-project/hoist/master/controllers/nodelifecycle"
+	"github.com/hoist-project/hoist/master/controllers/podgc"
 	"github.com/hoist-project/hoist/master/controllers/replicaset"
+	"github.com/hoist-project/hoist/master/controllers/serviceaccount"
 	"github.com/hoist-project/hoist/master/controllers/statefulset"
 )
 
@@ -34,15 +37,18 @@ type Runner interface {
 // Config selects and configures the controllers.
 type Config struct {
 	// Disabled names controllers not to run (see Names).
-	Disabled      map[string]bool
-	ReplicaSet    replicaset.Config
-	Deployment    deployment.Config
-	DaemonSet     daemonset.Config
-	Endpoints     endpoints.Config
-	Job           job.Config
-	StatefulSet   statefulset.Config
-	NodeLifecycle nodelifecycle.Config
-	NodeIPAM      nodeipam.Config
+	Disabled       map[string]bool
+	ReplicaSet     replicaset.Config
+	Deployment     deployment.Config
+	DaemonSet      daemonset.Config
+	Endpoints      endpoints.Config
+	Job            job.Config
+	StatefulSet    statefulset.Config
+	NodeLifecycle  nodelifecycle.Config
+	NodeIPAM       nodeipam.Config
+	PodGC          podgc.Config
+	Disruption     disruption.Config
+	ServiceAccount serviceaccount.Config
 	// GarbageCollector may carry a dynamic client; by default one is
 	// built on the typed client's connection.
 	GarbageCollector garbagecollector.Config
@@ -67,6 +73,9 @@ func table() []entry {
 		{"job", infallible(job.New, func(c *Config) job.Config { return c.Job })},
 		{"statefulset", infallible(statefulset.New, func(c *Config) statefulset.Config { return c.StatefulSet })},
 		{"nodelifecycle", infallible(nodelifecycle.New, func(c *Config) nodelifecycle.Config { return c.NodeLifecycle })},
+		{"disruption", infallible(disruption.New, func(c *Config) disruption.Config { return c.Disruption })},
+		{"serviceaccount", infallible(serviceaccount.New, func(c *Config) serviceaccount.Config { return c.ServiceAccount })},
+		{"podgc", infallible(podgc.New, func(c *Config) podgc.Config { return c.PodGC })},
 		{"nodeipam", func(c kubernetes.Interface, f informers.SharedInformerFactory, cfg *Config) (Runner, error) {
 			return nodeipam.New(c, f, cfg.NodeIPAM)
 		}},

@@ -43,7 +43,7 @@ func TestNewValidatesAndDisables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"daemonset", "deployment", "endpoints", "garbagecollector", "job", "nodelifecycle", "replicaset", "replicationcontroller", "statefulset"}
+	want := []string{"daemonset", "deployment", "disruption", "endpoints", "garbagecollector", "job", "nodelifecycle", "podgc", "replicaset", "replicationcontroller", "serviceaccount", "statefulset"}
 	if got := m.Running(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("running = %v, want %v", got, want)
 	}

@@ -111,7 +111,13 @@ func processNext(ctx context.Context, name string, q Queue, syncFn SyncFunc) boo
 	}
 	defer q.Done(key)
 	if err := syncFn(ctx, key); err != nil {
-		slog.Warn("sync failed, retrying", "controller", name, "key", key, "err", err)
+		level := slog.LevelWarn
+		if apierrors.IsConflict(err) {
+			// Optimistic concurrency at work (a write from a stale cache);
+			// the retry sees the newer object.
+			level = slog.LevelDebug
+		}
+		slog.Log(ctx, level, "sync failed, retrying", "controller", name, "key", key, "err", err)
 		q.AddRateLimited(key)
 		return true
 	}

@@ -155,18 +155,23 @@ func (s *step) syncRevisionAnnotation(ctx context.Context) error {
 }
 
 // scale sets the replicas of the ReplicaSet in slot and puts the updated
-// object into the slot (the cached object itself is never modified).
+// object into the slot (the cached object itself is never modified). The
+// write is an update of the cached version, so it fails with a conflict
+// when the cache is stale: a rollout step computed from an old view (say,
+// an old ReplicaSet at 18 replicas that was already scaled to 15) must
+// not undo a newer step, or a rollout overshoots maxSurge.
 func (s *step) scale(ctx context.Context, slot **appsv1.ReplicaSet, n int32) error {
-	rs := *slot
-	from := replicas(rs)
+	from := replicas(*slot)
 	if from == n {
 		return nil
 	}
-	patch := ctrlutil.MergePatch(map[string]any{
-		"metadata": map[string]any{"annotations": map[string]string{DesiredReplicasAnnotation: strconv.Itoa(int(desired(s.d)))}},
-		"spec":     map[string]any{"replicas": n},
-	})
-	updated, err := s.c.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	rs := (*slot).DeepCopy()
+	rs.Spec.Replicas = &n
+	if rs.Annotations == nil {
+		rs.Annotations = map[string]string{}
+	}
+	rs.Annotations[DesiredReplicasAnnotation] = strconv.Itoa(int(desired(s.d)))
+	updated, err := s.c.client.AppsV1().ReplicaSets(rs.Namespace).Update(ctx, rs, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("scale replicaset %s to %d: %w", rs.Name, n, err)
 	}

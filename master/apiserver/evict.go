@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hoist-project/hoist/master/disruptionbudget"
 	"github.com/hoist-project/hoist/master/registry"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -15,12 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
-
-// disruptedPodTTL is how long an evicted pod counts as already disrupted
-// in a budget, so concurrent evictions cannot both spend the same budget.
-const disruptedPodTTL = 2 * time.Minute
 
 // evict serves pods/{name}/eviction: it deletes the pod unless that would
 // take a PodDisruptionBudget below its healthy minimum (429).
@@ -122,25 +118,13 @@ func (h *handler) spendBudget(pdbStore *registry.Store, pdb *policyv1.PodDisrupt
 	}
 	items, _ := meta.ExtractList(list)
 	now := time.Now()
-	var expected, healthy int32
-	podHealthy := false
+	pods := make([]*corev1.Pod, 0, len(items))
 	for _, it := range items {
-		p := it.(*corev1.Pod)
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		expected++
-		if t, ok := pdb.Status.DisruptedPods[p.Name]; ok && now.Sub(t.Time) < disruptedPodTTL {
-			continue
-		}
-		if isReady(p) {
-			healthy++
-			if p.Name == pod.Name {
-				podHealthy = true
-			}
-		}
+		pods = append(pods, it.(*corev1.Pod))
 	}
-	desired := desiredHealthy(pdb, expected)
+	st := disruptionbudget.Status(pdb, pods, now)
+	healthy, desired, expected := st.CurrentHealthy, st.DesiredHealthy, st.ExpectedPods
+	podHealthy := disruptionbudget.Healthy(pdb, pod, now)
 	allowed := healthy - desired
 	if (podHealthy && allowed <= 0) || (!podHealthy && healthy < desired) {
 		err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
@@ -167,30 +151,6 @@ func (h *handler) spendBudget(pdbStore *registry.Store, pdb *policyv1.PodDisrupt
 		return p, nil
 	})
 	return err // a conflict: the caller reads the budget again
-}
-
-func desiredHealthy(pdb *policyv1.PodDisruptionBudget, expected int32) int32 {
-	if v := pdb.Spec.MinAvailable; v != nil {
-		n, _ := intstr.GetScaledValueFromIntOrPercent(v, int(expected), true)
-		return int32(n)
-	}
-	if v := pdb.Spec.MaxUnavailable; v != nil {
-		n, _ := intstr.GetScaledValueFromIntOrPercent(v, int(expected), true)
-		return max(expected-int32(n), 0)
-	}
-	return 0
-}
-
-func isReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func everythingFields() fields.Selector { return fields.Everything() }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
+	"github.com/hoist-project/hoist/master/disruptionbudget"
 )
 
 // Config of the controller.
@@ -91,8 +92,8 @@ func (c *Controller) sync(ctx context.Context, key string, pdb *policyv1.PodDisr
 		}
 	}
 	now := c.cfg.Now()
-	st := Status(pdb, pods, now)
-	if Changed(pdb.Status, st) {
+	st := disruptionbudget.Status(pdb, pods, now)
+	if disruptionbudget.Changed(pdb.Status, st) {
 		cp := pdb.DeepCopy()
 		cp.Status = st
 		// An update of the cached version: an eviction that spent the
@@ -104,7 +105,7 @@ func (c *Controller) sync(ctx context.Context, key string, pdb *policyv1.PodDisr
 	// Recount when the oldest disruptedPods entry expires.
 	var next time.Duration
 	for _, t := range st.DisruptedPods {
-		if left := t.Add(DisruptedPodTTL).Sub(now); next == 0 || left < next {
+		if left := t.Add(disruptionbudget.DisruptedPodTTL).Sub(now); next == 0 || left < next {
 			next = left
 		}
 	}

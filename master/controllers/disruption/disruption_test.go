@@ -15,6 +15,7 @@ import (
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
+	"github.com/hoist-project/hoist/master/disruptionbudget"
 )
 
 func pod(name string, ready, terminating bool) *corev1.Pod {
@@ -58,7 +59,7 @@ func TestStatus(t *testing.T) {
 		{"maxUnavailable 0", budget(nil, ptr(intstr.FromInt32(0))), 4, 3, 4, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := Status(tc.pdb, pods, now)
+			st := disruptionbudget.Status(tc.pdb, pods, now)
 			got := fmt.Sprint(st.ExpectedPods, st.CurrentHealthy, st.DesiredHealthy, st.DisruptionsAllowed)
 			if want := fmt.Sprint(tc.expected, tc.healthy, tc.desired, tc.allowed); got != want {
 				t.Fatalf("expected/healthy/desired/allowed = %s, want %s", got, want)
@@ -79,14 +80,14 @@ func TestStatusDisruptedPods(t *testing.T) {
 		"b":    metav1.NewTime(now.Add(-3 * time.Minute)), // expired: healthy again
 		"gone": metav1.NewTime(now),                       // no such pod: dropped
 	}
-	st := Status(pdb, []*corev1.Pod{pod("a", true, false), pod("b", true, false)}, now)
+	st := disruptionbudget.Status(pdb, []*corev1.Pod{pod("a", true, false), pod("b", true, false)}, now)
 	if st.CurrentHealthy != 1 || st.DisruptionsAllowed != 0 || len(st.DisruptedPods) != 1 || st.DisruptedPods["a"].Time.IsZero() {
 		t.Fatalf("status %+v", st)
 	}
 	// The condition keeps its transition time while its status holds.
-	first := Status(pdb, nil, now)
+	first := disruptionbudget.Status(pdb, nil, now)
 	pdb.Status = first
-	if again := Status(pdb, nil, now.Add(time.Hour)); !again.Conditions[0].LastTransitionTime.Equal(&first.Conditions[0].LastTransitionTime) || Changed(first, again) {
+	if again := disruptionbudget.Status(pdb, nil, now.Add(time.Hour)); !again.Conditions[0].LastTransitionTime.Equal(&first.Conditions[0].LastTransitionTime) || disruptionbudget.Changed(first, again) {
 		t.Fatalf("status changed without a change: %+v → %+v", first, again)
 	}
 }

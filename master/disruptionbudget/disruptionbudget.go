@@ -1,4 +1,7 @@
-package disruption
+// Package disruptionbudget is the PodDisruptionBudget arithmetic shared by
+// the eviction API (which spends a budget) and the disruption controller
+// (which writes its status), so both count pods the same way.
+package disruptionbudget
 
 import (
 	"time"
@@ -12,7 +15,7 @@ import (
 
 // DisruptedPodTTL is how long an eviction recorded in status.disruptedPods
 // counts against a budget when the pod did not go away (the API server's
-// eviction handler uses the same).
+// eviction API uses the same).
 const DisruptedPodTTL = 2 * time.Minute
 
 // Status computes a budget's status from the pods its selector matches,
@@ -36,7 +39,7 @@ func Status(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod, now time.Time
 			st.DisruptedPods[p.Name] = t
 			continue
 		}
-		if ready(p) {
+		if podReady(p) {
 			st.CurrentHealthy++
 		}
 	}
@@ -73,7 +76,20 @@ func desiredHealthy(pdb *policyv1.PodDisruptionBudget, expected int32) int32 {
 	return 0
 }
 
-func ready(p *corev1.Pod) bool {
+// Healthy reports whether pod counts towards the budget's currentHealthy:
+// not terminating, Running and Ready, and not evicted in the last
+// DisruptedPodTTL.
+func Healthy(pdb *policyv1.PodDisruptionBudget, pod *corev1.Pod, now time.Time) bool {
+	if pod.DeletionTimestamp != nil {
+		return false
+	}
+	if t, ok := pdb.Status.DisruptedPods[pod.Name]; ok && now.Sub(t.Time) < DisruptedPodTTL {
+		return false
+	}
+	return podReady(pod)
+}
+
+func podReady(p *corev1.Pod) bool {
 	if p.Status.Phase != corev1.PodRunning {
 		return false
 	}

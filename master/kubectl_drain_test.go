@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/hoist-project/hoist/internal/testenv"
 )
 
 // drainWorkload puts the four kinds of pods drain treats differently on
@@ -59,23 +60,7 @@ spec:
   selector: {matchLabels: {app: guarded}}
 `
 
-// syncBuffer collects a running command's output for polling.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testenv.SyncBuffer
 
 // TestE2EKubectlDrain drains a node holding an unmanaged pod (with an
 // emptyDir), a ReplicaSet pod, a DaemonSet pod and a pod protected by a

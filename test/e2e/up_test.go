@@ -90,7 +90,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	var cur *upProcess
 	startUp := func() *upProcess {
 		t.Helper()
-		p := &upProcess{cmd: inNS(hoist, upArgs...), exited: make(chan error, 1), logs: &lockedBuffer{}}
+		p := &upProcess{cmd: inNS(hoist, upArgs...), exited: make(chan error, 1), logs: &testenv.SyncBuffer{}}
 		p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 		if err := p.cmd.Start(); err != nil {
 			t.Fatalf("start hoist up: %v", err)
@@ -297,7 +297,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 type upProcess struct {
 	cmd    *exec.Cmd
 	exited chan error // receives Wait's result once; put back after reading
-	logs   *lockedBuffer
+	logs   *testenv.SyncBuffer
 }
 
 // taskPID returns the PID of the running task of a container named by its

@@ -1,17 +1,12 @@
 package kubelet
 
 import (
-	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/packaging/images"
 )
 
@@ -21,29 +16,7 @@ import (
 func TestIntegrationKubeletBinary(t *testing.T) {
 	s := newSuite(t)
 	n := s.newNode(t, 41)
-	hoist := testenv.Binary(t, "hoist")
-	cmd := exec.Command(hoist, "kubelet",
-		"--root-dir", n.cfg.RootDir, "--manifest-dir", n.manifests,
-		"--containerd-address", n.cfg.ContainerdAddress, "--containerd-namespace", n.cfg.ContainerdNamespace,
-		"--cni-conf-dir", n.cfg.CNIConfDir, "--cni-bin-dir", "/nonexistent:"+n.cfg.CNIBinDirs[0],
-		"--cni-host-netns", n.hostNS, "--image-dir", n.cfg.ImageDir, "--log-root", n.cfg.LogRoot,
-		"--node-name", n.name, "--cgroup-parent", n.cfg.CgroupParent)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("hoist kubelet output:\n%s", out.String())
-		}
-	})
+	p := n.startBinary(t)
 	n.write("a.yaml", podYAML("a", `  containers:
   - name: c
     image: `+images.TestboxImage+`
@@ -58,23 +31,9 @@ func TestIntegrationKubeletBinary(t *testing.T) {
 		return strings.Contains(string(b), " stdout F hello-from-binary\n"), string(b)
 	})
 	pids := n.taskPIDs()
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "VmRSS:") {
-				t.Logf("hoist kubelet with one pod: %s", strings.Join(strings.Fields(l), " "))
-			}
-		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("hoist kubelet exited with %v after SIGTERM", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("hoist kubelet did not stop within 30s of SIGTERM")
+	t.Logf("hoist kubelet with one pod: VmRSS %s (anonymous %s, file %s)", procStatus(p.cmd.Process.Pid, "VmRSS"), procStatus(p.cmd.Process.Pid, "RssAnon"), procStatus(p.cmd.Process.Pid, "RssFile"))
+	if err := p.term(30 * time.Second); err != nil {
+		t.Fatalf("hoist kubelet after SIGTERM: %v", err)
 	}
 	after := n.taskPIDs()
 	if len(pids) != 2 || len(after) != 2 {

@@ -299,10 +299,12 @@ type statusRecorder struct {
 	pods  map[string]*v1.Pod
 	ready map[string][]v1.ConditionStatus // Ready condition per status change, in order
 	calls map[string]int                  // status changes reported per pod
+	// waiting reasons of each pod's first container, consecutive duplicates folded
+	waiting map[string][]string
 }
 
 func newStatusRecorder() *statusRecorder {
-	return &statusRecorder{last: map[string]v1.PodStatus{}, pods: map[string]*v1.Pod{}, ready: map[string][]v1.ConditionStatus{}, calls: map[string]int{}}
+	return &statusRecorder{last: map[string]v1.PodStatus{}, pods: map[string]*v1.Pod{}, ready: map[string][]v1.ConditionStatus{}, calls: map[string]int{}, waiting: map[string][]string{}}
 }
 
 func (r *statusRecorder) PodStatusChanged(pod *v1.Pod, st v1.PodStatus) {
@@ -311,6 +313,11 @@ func (r *statusRecorder) PodStatusChanged(pod *v1.Pod, st v1.PodStatus) {
 	r.last[pod.Name] = st
 	r.pods[pod.Name] = pod
 	r.calls[pod.Name]++
+	if cs := st.ContainerStatuses; len(cs) > 0 && cs[0].State.Waiting != nil {
+		if h := r.waiting[pod.Name]; len(h) == 0 || h[len(h)-1] != cs[0].State.Waiting.Reason {
+			r.waiting[pod.Name] = append(h, cs[0].State.Waiting.Reason)
+		}
+	}
 	for _, c := range st.Conditions {
 		if c.Type == v1.PodReady {
 			if h := r.ready[pod.Name]; len(h) == 0 || h[len(h)-1] != c.Status {
@@ -331,6 +338,14 @@ func (r *statusRecorder) readyHistory(name string) []v1.ConditionStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]v1.ConditionStatus(nil), r.ready[name]...)
+}
+
+// waitingHistory is the sequence of distinct waiting reasons of the pod's
+// first container.
+func (r *statusRecorder) waitingHistory(name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.waiting[name]...)
 }
 
 func (r *statusRecorder) get(name string) (v1.PodStatus, bool) {

@@ -25,6 +25,7 @@ import (
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/kubelet/backoff"
 	"github.com/hoist-project/hoist/kubelet/config"
+	"github.com/hoist-project/hoist/kubelet/images"
 	"github.com/hoist-project/hoist/kubelet/network"
 	"github.com/hoist-project/hoist/kubelet/podsync"
 	"github.com/hoist-project/hoist/kubelet/podworkers"
@@ -32,7 +33,7 @@ import (
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
-	"github.com/hoist-project/hoist/packaging/images"
+	airgap "github.com/hoist-project/hoist/packaging/images"
 )
 
 // Config of a kubelet. Zero values take the documented defaults.
@@ -51,6 +52,7 @@ type Config struct {
 	CgroupParent        string   // default kubepods
 	LogDriver           string   // default: this executable
 	HostIP              string   // default: the first global IPv4 address
+	ResolvConf          string   // copied into pods as /etc/resolv.conf, default /etc/resolv.conf; "-": none
 	Backoff             backoff.Policy
 	Resync              time.Duration // periodic sync of every pod, default 10 s
 	Housekeeping        time.Duration // orphan scan, default 2 s
@@ -63,6 +65,24 @@ type Config struct {
 	NodeLabels map[string]string // added to the well-known node labels
 	NodeTaints []v1.Taint        // set when the node registers
 	MaxPods    int64             // default 110
+	// Images. Pull back-off (default 10 s doubling to 5 min), parallel pulls
+	// per registry host (default 3), plain-HTTP registries besides
+	// localhost/loopback (host or host:port).
+	ImagePullBackoff    images.BackoffPolicy
+	MaxPullsPerRegistry int
+	InsecureRegistries  []string
+	// Image GC: every ImageGCPeriod (default 5 min), when the image
+	// filesystem (ImageFSDir, containerd's root, default /var/lib/containerd)
+	// is more than ImageGCHighThresholdPercent used (default 85; 100
+	// disables), unused images not used for ImageGCMinAge (default 2 min; <0:
+	// none) are removed until it is below ImageGCLowThresholdPercent
+	// (default 80). The pause image and the air-gap images are never removed.
+	ImageGCHighThresholdPercent int
+	ImageGCLowThresholdPercent  int
+	ImageGCPeriod               time.Duration
+	ImageGCMinAge               time.Duration
+	ImageFSDir                  string
+
 	// ProbeDial opens probe connections to pod IPs (nil: from CNIHostNetNS
 	// when set, where the pod network is reachable; else the kubelet's own).
 	ProbeDial probes.DialFunc
@@ -86,7 +106,7 @@ func (c *Config) defaults() error {
 	set(&c.ContainerdNamespace, "k8s.hoist")
 	set(&c.CNIConfDir, "/etc/cni/net.d")
 	set(&c.LogRoot, "/var/log/pods")
-	set(&c.PauseImage, images.PauseImage)
+	set(&c.PauseImage, airgap.PauseImage)
 	set(&c.CgroupParent, "kubepods")
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/opt/cni/bin"}
@@ -110,7 +130,28 @@ func (c *Config) defaults() error {
 	if c.Housekeeping <= 0 {
 		c.Housekeeping = 2 * time.Second
 	}
-	return nil
+	if c.ImageGCHighThresholdPercent == 0 && c.ImageGCLowThresholdPercent == 0 {
+		c.ImageGCHighThresholdPercent, c.ImageGCLowThresholdPercent = 85, 80
+	}
+	set(&c.ImageFSDir, "/var/lib/containerd")
+	set(&c.ResolvConf, "/etc/resolv.conf")
+	if c.ImageGCPeriod <= 0 {
+		c.ImageGCPeriod = 5 * time.Minute
+	}
+	switch {
+	case c.ImageGCMinAge == 0:
+		c.ImageGCMinAge = 2 * time.Minute
+	case c.ImageGCMinAge < 0:
+		c.ImageGCMinAge = 0
+	}
+	return c.imageGCPolicy().Validate()
+}
+
+func (c *Config) imageGCPolicy() images.GCPolicy {
+	return images.GCPolicy{
+		HighThresholdPercent: c.ImageGCHighThresholdPercent, LowThresholdPercent: c.ImageGCLowThresholdPercent,
+		MinAge: c.ImageGCMinAge, Dir: c.ImageFSDir,
+	}
 }
 
 // dialInNetNS dials from inside a netns: the socket keeps the netns it was
@@ -126,6 +167,13 @@ func dialInNetNS(nsPath string) probes.DialFunc {
 		})
 		return conn, err
 	}
+}
+
+func resolvConf(path string) string {
+	if path == "-" {
+		return ""
+	}
+	return path
 }
 
 func firstHostIP() string {
@@ -153,8 +201,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connect to containerd at %s: %w", cfg.ContainerdAddress, err)
 	}
 	defer client.Close()
+	pinned := map[string]bool{cfg.PauseImage: true} // never garbage-collected
 	if cfg.ImageDir != "" {
-		imported, err := images.ImportWithClient(namespaces.WithNamespace(ctx, cfg.ContainerdNamespace), client, cfg.ImageDir)
+		imported, err := airgap.ImportWithClient(namespaces.WithNamespace(ctx, cfg.ContainerdNamespace), client, cfg.ImageDir)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while importing
@@ -162,6 +211,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("import air-gap images from %s: %w", cfg.ImageDir, err)
 		}
 		for _, img := range imported {
+			pinned[img.Ref] = true
 			log.Info("air-gap image imported", "image", img.Ref, "digest", img.Digest)
 		}
 	}
@@ -172,6 +222,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(runtime.Config{
 		Client: client, Namespace: cfg.ContainerdNamespace, RootDir: cfg.RootDir, LogRoot: cfg.LogRoot,
 		PauseImage: cfg.PauseImage, CgroupParent: cfg.CgroupParent, LogDriver: cfg.LogDriver, Network: netw,
+		ResolvConf: resolvConf(cfg.ResolvConf),
 	})
 	if err != nil {
 		return err
@@ -189,8 +240,13 @@ func Run(ctx context.Context, cfg Config) error {
 		Seeds:    probes.DirSeeds{Dir: filepath.Join(cfg.RootDir, "probes")},
 		OnChange: func(uid types.UID) { workers.Kick(uid) },
 	}
+	imgs, err := newImageManager(cfg, client, api.recorder(), log)
+	if err != nil {
+		return err
+	}
+	go runImageGC(ctx, log, imgs, cfg.imageGCPolicy(), cfg.ImageGCPeriod, pinned)
 	syncer := &podsync.Syncer{
-		Runtime: rt, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(api.sink(cfg.StatusSink)),
+		Runtime: rt, Images: imgs, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(api.sink(cfg.StatusSink)),
 		Probes: prober, Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
 	}
 	workers = podworkers.New(ctx, podworkers.Config{

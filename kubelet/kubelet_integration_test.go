@@ -37,6 +37,7 @@ var webPod = podYAML("web", `  containers:
 func TestIntegrationKubelet(t *testing.T) {
 	s := newSuite(t)
 
+	t.Run("EtcFiles", func(t *testing.T) { testEtcFiles(t, s) })
 	t.Run("StaticPodLifecycle", func(t *testing.T) {
 		n := s.newNode(t, 11)
 		n.start()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -26,7 +27,9 @@ const kubeletUsage = `usage: hoist kubelet [--root-dir DIR] [--manifest-dir DIR]
   [--containerd-namespace NS] [--cni-conf-dir DIR] [--cni-bin-dir DIR[:DIR...]] [--image-dir DIR]
   [--log-root DIR] [--node-name NAME] [--pause-image REF] [--cgroup-parent NAME] [--cni-host-netns PATH]
   [--sync-frequency DURATION] [--kubeconfig FILE] [--node-ip IP] [--node-labels K=V,...]
-  [--register-with-taints K=V:EFFECT,...] [--max-pods N]`
+  [--register-with-taints K=V:EFFECT,...] [--max-pods N] [--insecure-registry HOST[:PORT],...]
+  [--max-parallel-image-pulls-per-registry N] [--image-fs-dir DIR]
+  [--image-gc-high-threshold PCT] [--image-gc-low-threshold PCT] [--resolv-conf FILE]`
 
 // runKubelet parses flags into kubelet.Config and runs the node agent. The
 // same command, invoked by containerd's shim with --log-driver=FILE, is the
@@ -56,6 +59,12 @@ func runKubelet(ctx context.Context, args []string) error {
 	nodeLabels := fs.String("node-labels", "", "labels added to the Node: key=value,...")
 	taints := fs.String("register-with-taints", "", "taints of the Node at registration: key=value:Effect,...")
 	fs.Int64Var(&cfg.MaxPods, "max-pods", 110, "pods this node can run (node capacity)")
+	insecure := fs.String("insecure-registry", "", "registries pulled over plain HTTP besides localhost: host[:port],...")
+	fs.IntVar(&cfg.MaxPullsPerRegistry, "max-parallel-image-pulls-per-registry", 3, "parallel image pulls from one registry")
+	fs.StringVar(&cfg.ImageFSDir, "image-fs-dir", "/var/lib/containerd", "containerd's root: the image filesystem watched by image GC")
+	fs.IntVar(&cfg.ImageGCHighThresholdPercent, "image-gc-high-threshold", 85, "image filesystem usage (%) that starts image GC; 100 disables it")
+	fs.IntVar(&cfg.ImageGCLowThresholdPercent, "image-gc-low-threshold", 80, "image filesystem usage (%) image GC frees down to")
+	fs.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration copied into pods (\"-\": none)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("kubelet: %v\n%s", err, kubeletUsage)}
 	}
@@ -66,6 +75,7 @@ func runKubelet(ctx context.Context, args []string) error {
 		cfg.CNIBinDirs = append(cfg.CNIBinDirs, filepath.Clean(d))
 	}
 	cfg.Resync = *resync
+	cfg.InsecureRegistries = strings.FieldsFunc(*insecure, func(r rune) bool { return r == ',' })
 	if cfg.HostIP != "" && net.ParseIP(cfg.HostIP) == nil {
 		return usageError{fmt.Sprintf("kubelet: --node-ip %q is not an IP address", cfg.HostIP)}
 	}
@@ -84,11 +94,19 @@ func runKubelet(ctx context.Context, args []string) error {
 		// The node authorizer reads the object a node creates from the body,
 		// which it decodes as JSON (client-go defaults to protobuf).
 		rc.ContentType = "application/json"
+		// client-go's default 5 QPS makes 100 new pods' status writes queue
+		// for a minute; upstream's kubelet defaults to 50 QPS, burst 100.
+		rc.QPS, rc.Burst = 50, 100
 		if cfg.Client, err = kubernetes.NewForConfig(rc); err != nil {
 			return fmt.Errorf("kubelet: --kubeconfig %s: %w", *kubeconfig, err)
 		}
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		// The kubelet's heap is small and steady: trade a little GC CPU for
+		// RSS (the environment overrides this).
+		debug.SetGCPercent(50)
+	}
 	return kubelet.Run(ctx, cfg)
 }
 

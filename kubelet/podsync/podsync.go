@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hoist-project/hoist/kubelet/backoff"
+	"github.com/hoist-project/hoist/kubelet/images"
 	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
@@ -44,9 +45,18 @@ type Prober interface {
 	Forget(uid types.UID)
 }
 
+// Images is what the syncer needs from the image manager (kubelet/images).
+type Images interface {
+	// Ensure makes c's image available and returns the name to run it
+	// under; a failure is an *images.Error naming the waiting reason.
+	Ensure(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, error)
+	Forget(pod *v1.Pod)
+}
+
 // Syncer runs pods on the runtime.
 type Syncer struct {
 	Runtime Runtime
+	Images  Images // optional: without it images must be present already
 	Probes  Prober // optional: without it a running container is ready
 	Volumes *volumes.Manager
 	Status  *status.Manager
@@ -110,9 +120,24 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 			return 0, err
 		}
 	}
-	start := func(c *v1.Container, kind runtime.Kind, restart int, last *runtime.Exit) error {
+	var imageRetry time.Duration // when to look again at an image that is not there
+	start := func(c *v1.Container, kind runtime.Kind, restart int, last *runtime.Exit, replace *runtime.Container, replaceGrace time.Duration) error {
+		image, err := s.ensureImage(ctx, pod, c, waiting)
+		if err != nil {
+			var ie *images.Error
+			if !errors.As(err, &ie) {
+				return err
+			}
+			imageRetry = earliest(imageRetry, imageRetryAfter(ie.Reason))
+			return nil // the container waits (the run it replaces is kept); its status says why
+		}
+		if replace != nil {
+			if err := s.Runtime.RemoveContainer(ctx, replace.ID, replaceGrace); err != nil {
+				return err
+			}
+		}
 		id, err := s.Runtime.StartContainer(ctx, runtime.StartSpec{
-			Pod: pod, Container: c, Kind: kind, Sandbox: sb, Restart: restart, Last: last, Volumes: vols, HostIP: s.HostIP,
+			Pod: pod, Container: c, Kind: kind, Sandbox: sb, Restart: restart, Last: last, Volumes: vols, HostIP: s.HostIP, Image: image,
 		})
 		if err != nil {
 			waiting[c.Name] = status.Waiting{Reason: "CreateContainerError", Message: err.Error()}
@@ -126,7 +151,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 		c := &pod.Spec.InitContainers[i]
 		done, wait, err := s.syncContainer(ctx, pod, rp, sb, c, runtime.KindInit, waiting, start)
 		if err != nil || !done {
-			return wait, err
+			return earliest(wait, imageRetry), err
 		}
 	}
 	for i := range pod.Spec.Containers {
@@ -135,14 +160,47 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 		if err != nil {
 			return 0, err
 		}
-		if wait > 0 && (next == 0 || wait < next) {
-			next = wait
-		}
+		next = earliest(next, wait)
 	}
-	return next, nil
+	return earliest(next, imageRetry), nil
 }
 
-type startFunc func(c *v1.Container, kind runtime.Kind, restart int, last *runtime.Exit) error
+// earliest returns the sooner of two "look again in" durations (0: never).
+func earliest(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// imageRetryAfter is when a sync looks again at a missing image: soon after
+// a failed pull, so the status moves on to ImagePullBackOff; the image
+// manager itself decides when the back-off allows the next pull.
+func imageRetryAfter(reason string) time.Duration {
+	switch reason {
+	case images.ReasonErrImagePull, images.ReasonImagePullBackOff:
+		return time.Second
+	}
+	return 0 // a bad name or pull policy Never: the periodic resync retries
+}
+
+// ensureImage makes a container's image available through the image
+// manager, recording why a container has to wait.
+func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, waiting map[string]status.Waiting) (string, error) {
+	if s.Images == nil {
+		return c.Image, nil
+	}
+	image, err := s.Images.Ensure(ctx, pod, c)
+	var ie *images.Error
+	if errors.As(err, &ie) {
+		waiting[c.Name] = status.Waiting{Reason: ie.Reason, Message: ie.Message}
+	}
+	return image, err
+}
+
+// startFunc starts a container once its image is there, first removing the
+// run it replaces (if any) with the given grace.
+type startFunc func(c *v1.Container, kind runtime.Kind, restart int, last *runtime.Exit, replace *runtime.Container, replaceGrace time.Duration) error
 
 // syncContainer handles one container. done is true once an init container
 // has succeeded (app containers: always); wait > 0 asks for a sync then.
@@ -159,13 +217,10 @@ func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod
 	}
 	switch {
 	case cur == nil:
-		return kind == runtime.KindApp, 0, start(c, kind, 0, nil)
+		return kind == runtime.KindApp, 0, start(c, kind, 0, nil, nil, 0)
 	case cur.State == runtime.StateCreated:
 		// Created but never started (a failed start or a crash in between).
-		if err := s.Runtime.RemoveContainer(ctx, cur.ID, 0); err != nil {
-			return false, 0, err
-		}
-		return kind == runtime.KindApp, 0, start(c, kind, cur.Restart, cur.Last)
+		return kind == runtime.KindApp, 0, start(c, kind, cur.Restart, cur.Last, cur, 0)
 	case cur.State == runtime.StateRunning:
 		if kill := s.probeKill(cur.ID); kill != "" {
 			// A failed liveness/startup probe: stop it; the exit then goes
@@ -178,10 +233,7 @@ func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod
 		}
 		if cur.Hash != runtime.ContainerHash(c) {
 			s.Log.Info("container spec changed; restarting", "pod", podName(pod), "container", c.Name)
-			if err := s.Runtime.RemoveContainer(ctx, cur.ID, grace(pod)); err != nil {
-				return false, 0, err
-			}
-			return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, nil)
+			return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, nil, cur, grace(pod))
 		}
 		return kind == runtime.KindApp, 0, nil
 	}
@@ -202,10 +254,7 @@ func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod
 		}
 		return false, left, nil
 	}
-	if err := s.Runtime.RemoveContainer(ctx, cur.ID, 0); err != nil {
-		return false, 0, err
-	}
-	return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, cur.Exit)
+	return kind == runtime.KindApp, 0, start(c, kind, cur.Restart+1, cur.Exit, cur, 0)
 }
 
 func (s *Syncer) probeKill(id string) string {
@@ -318,6 +367,9 @@ func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
 		return err
 	}
 	s.Status.Forget(pod.UID)
+	if s.Images != nil {
+		s.Images.Forget(pod)
+	}
 	if s.Probes != nil {
 		s.Probes.Forget(pod.UID)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hoist-project/hoist/kubelet/backoff"
+	"github.com/hoist-project/hoist/kubelet/images"
 	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
@@ -361,5 +362,45 @@ func TestProbesDriveReadinessAndLivenessRestarts(t *testing.T) {
 	}
 	if err := h.s.KillPod(context.Background(), h.pod); err != nil || !pr.forgot {
 		t.Fatalf("kill: err=%v, probes forgotten=%v", err, pr.forgot)
+	}
+}
+
+// fakeImages fails pulls with err until it is cleared.
+type fakeImages struct{ err error }
+
+func (f *fakeImages) Ensure(_ context.Context, _ *v1.Pod, c *v1.Container) (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
+	return "pulled/" + c.Image, nil
+}
+
+func (f *fakeImages) Forget(*v1.Pod) {}
+
+func TestMissingImageMakesContainerWaitAndKeepsItsLastRun(t *testing.T) {
+	h := newHarness(t, v1.RestartPolicyAlways)
+	imgs := &fakeImages{err: &images.Error{Reason: images.ReasonErrImagePull, Message: "not found"}}
+	h.s.Images = imgs
+	if wait := h.sync(); wait != time.Second {
+		t.Fatalf("wait %v after a failed pull, want 1s (to show ImagePullBackOff)", wait)
+	}
+	h.expectStarted()
+	if w := h.status().ContainerStatuses[0].State.Waiting; w == nil || w.Reason != images.ReasonErrImagePull || w.Message != "not found" {
+		t.Fatalf("waiting %+v", w)
+	}
+	imgs.err = nil
+	h.sync()
+	h.expectStarted("app/0")
+	// A restart whose image cannot be had keeps the exited run (lastState).
+	h.rt.exit(t, "u1", "app", 1)
+	imgs.err = &images.Error{Reason: images.ReasonImagePullBackOff, Message: "back-off"}
+	h.sync()
+	h.expectStarted("app/0")
+	st := h.status().ContainerStatuses[0]
+	if st.State.Waiting == nil || st.State.Waiting.Reason != images.ReasonImagePullBackOff || st.LastTerminationState.Terminated == nil {
+		t.Fatalf("status %+v", st)
+	}
+	if len(h.rt.pod("u1").Containers) != 1 {
+		t.Fatalf("the exited run must be kept until its replacement starts: %+v", h.rt.pod("u1").Containers)
 	}
 }

@@ -41,6 +41,22 @@ func (c checkpoints) write(cp checkpoint) error {
 	return os.Rename(tmp, c.path(cp.ID))
 }
 
+// sweepTemp removes checkpoints whose write a killed kubelet never finished:
+// the rename had not happened, so nothing else exists for that sandbox yet.
+// Only at start, before any sandbox is being created.
+func (c checkpoints) sweepTemp() error {
+	tmps, err := filepath.Glob(filepath.Join(c.dir, "*.json.tmp"))
+	if err != nil {
+		return err
+	}
+	for _, tmp := range tmps {
+		if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c checkpoints) read(id string) (checkpoint, error) {
 	var cp checkpoint
 	data, err := os.ReadFile(c.path(id))

@@ -48,13 +48,18 @@ type StartSpec struct {
 	Last      *Exit             // the run this one replaces, kept for status
 	Volumes   map[string]string // volume name → host path
 	HostIP    string
+	Image     string // the name containerd holds the image under; "" = Container.Image
 }
 
 // StartContainer creates and starts a container in the sandbox.
 func (r *Runtime) StartContainer(ctx context.Context, s StartSpec) (string, error) {
 	ctx = r.ns(ctx)
 	c := s.Container
-	img, err := r.image(ctx, c.Image)
+	ref := s.Image
+	if ref == "" {
+		ref = c.Image
+	}
+	img, err := r.image(ctx, ref)
 	if err != nil {
 		return "", err
 	}
@@ -134,7 +139,11 @@ func (r *Runtime) specOpts(s StartSpec, img containerd.Image) ([]oci.SpecOpts, e
 		}
 		mounts = append(mounts, specs.Mount{Destination: m.MountPath, Type: "bind", Source: src, Options: o})
 	}
-	opts = append(opts, oci.WithMounts(mounts))
+	etc, err := r.etcMounts(s)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, oci.WithMounts(append(mounts, etc...)))
 	shares, quota, period, mem := containerResources(c)
 	opts = append(opts, oci.WithCgroup(r.podCgroup(s.Pod)+"/"+c.Name+"-"+strconv.Itoa(s.Restart)), oci.WithCPUShares(shares))
 	if quota > 0 {

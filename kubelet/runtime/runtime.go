@@ -41,6 +41,9 @@ type Config struct {
 	// (`<LogDriver> kubelet --log-driver=<file>`); normally the hoist binary.
 	LogDriver string
 	Network   Network
+	// ResolvConf is the node's resolver configuration copied into pods
+	// ("" = none; the kubelet passes /etc/resolv.conf by default).
+	ResolvConf string
 }
 
 // Runtime performs pod and container operations on containerd.
@@ -50,7 +53,8 @@ type Runtime struct {
 	ckpt   checkpoints
 }
 
-// New checks cfg and returns a runtime.
+// New checks cfg and returns a runtime; it removes half-written sandbox
+// checkpoints, so call it once at start.
 func New(cfg Config) (*Runtime, error) {
 	switch {
 	case cfg.Client == nil:
@@ -69,7 +73,11 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "kubepods"
 	}
-	return &Runtime{cfg: cfg, client: cfg.Client, ckpt: checkpoints{dir: cfg.RootDir + "/sandboxes"}}, nil
+	r := &Runtime{cfg: cfg, client: cfg.Client, ckpt: checkpoints{dir: cfg.RootDir + "/sandboxes"}}
+	if err := r.ckpt.sweepTemp(); err != nil {
+		return nil, fmt.Errorf("sandbox checkpoints: %w", err)
+	}
+	return r, nil
 }
 
 func (r *Runtime) ns(ctx context.Context) context.Context {

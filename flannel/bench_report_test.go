@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hoist-project/hoist/flannel/subnetenv"
+	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/fabric"
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/internal/testenv"
@@ -211,11 +212,7 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func pct(ds []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	return s[(len(s)-1)*p/100]
-}
+func pct(ds []time.Duration, p int) time.Duration { return benchstat.Percentile(ds, p) }
 
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)

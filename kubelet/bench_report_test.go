@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/packaging/images"
 )
@@ -208,35 +207,6 @@ func (w *runningWatch) wait(t *testing.T, name string, timeout time.Duration) ti
 	return at
 }
 
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	i = max(min(i, len(s))-1, 0)
-	return s[i].Round(time.Millisecond)
-}
-
-// sample returns a process's CPU (cores) over d and its RSS (KiB) after.
-func sample(t *testing.T, pid int, d time.Duration) (float64, int64) {
-	t0, c0 := time.Now(), cpuTicks(t, pid)
-	time.Sleep(d)
-	cores := float64(cpuTicks(t, pid)-c0) / 100 / time.Since(t0).Seconds() // USER_HZ
-	rss, _ := strconv.ParseInt(strings.Fields(procStatus(pid, "VmRSS"))[0], 10, 64)
-	return cores, rss
-}
-
-func cpuTicks(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
-}
-
 // startBenchMaster runs `hoist master` (embedded etcd, loopback ports) and
 // returns its admin kubeconfig once the API is ready.
 func startBenchMaster(t *testing.T) (string, func()) {
@@ -277,6 +247,19 @@ func startBenchMaster(t *testing.T) (string, func()) {
 }
 
 // benchNotes explains the numbers (they vary; the reasons do not); ~~ is a backquote.
+func pct(d []time.Duration, p int) time.Duration {
+	return benchstat.Percentile(d, p).Round(time.Millisecond)
+}
+
+// sample returns a process's CPU (cores) over d and its RSS (KiB) after.
+func sample(t *testing.T, pid int, d time.Duration) (float64, int64) {
+	cores, rss, err := benchstat.Sample(pid, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cores, rss
+}
+
 func benchNotes() string {
 	return strings.ReplaceAll(`
 ## Reading these numbers

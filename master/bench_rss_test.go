@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/testenv"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -26,23 +27,11 @@ const rssPods = 10000
 
 // procStatusKiB reads a "Name:   N kB" field of /proc/PID/status.
 func procStatusKiB(t *testing.T, pid int, field string) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	n, err := benchstat.StatusKiB(pid, field)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			n, err := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("/proc/%d/status has no %s", pid, field)
-	return 0
+	return n
 }
 
 // heapInuse reads go_memstats_heap_inuse_bytes from the master's /metrics.

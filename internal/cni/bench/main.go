@@ -19,13 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
+	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/nsutil"
 )
 
@@ -120,16 +120,7 @@ func (r result) line() string {
 func (r result) throughput() float64 { return float64(r.n) / r.wall.Seconds() }
 
 func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(10 * time.Microsecond)
+	return benchstat.Percentile(d, p).Round(10 * time.Microsecond)
 }
 
 func conflist(dataDir string) []byte {

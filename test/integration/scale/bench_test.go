@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/internal/testenv"
 )
@@ -316,42 +316,15 @@ func (w *bindingWatcher) latencies(ns string, created map[string]time.Time) []ti
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := (len(sorted)*p+99)/100 - 1
-	return sorted[max(i, 0)].Round(time.Millisecond)
+	return benchstat.Percentile(sorted, p).Round(time.Millisecond)
 }
 
 // sampleProcess returns a process's average CPU (cores) over d and its RSS
 // (KiB) at the end.
 func sampleProcess(t *testing.T, pid int, d time.Duration) (cores float64, rssKiB int64) {
-	t0, c0 := time.Now(), cpuTicks(t, pid)
-	time.Sleep(d)
-	t1, c1 := time.Now(), cpuTicks(t, pid)
-	const hz = 100 // USER_HZ
-	cores = float64(c1-c0) / hz / t1.Sub(t0).Seconds()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	cores, rssKiB, err := benchstat.Sample(pid, d)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rssKiB, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-		}
 	}
 	return cores, rssKiB
-}
-
-// cpuTicks is utime+stime of a process from /proc/PID/stat.
-func cpuTicks(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-	u, _ := strconv.ParseInt(f[11], 10, 64)                  // 14 utime
-	k, _ := strconv.ParseInt(f[12], 10, 64)                  // 15 stime
-	return u + k
 }

@@ -88,7 +88,7 @@ func countPods(t *testing.T, c *http.Client, base, ns string) int {
 // runtime's soft memory limit set through the environment.
 func benchRSS(t *testing.T, rep, raw *strings.Builder) {
 	var results []rssResult
-	for _, env := range []string{"", "GOMEMLIMIT=200MiB"} {
+	for _, env := range []string{"", "GOGC=50", "GOMEMLIMIT=200MiB"} {
 		results = append(results, masterRSS(t, env))
 	}
 	mib := func(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }

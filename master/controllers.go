@@ -21,6 +21,7 @@ import (
 	"github.com/hoist-project/hoist/master/controllers/controllermanager"
 	nscontroller "github.com/hoist-project/hoist/master/controllers/namespace"
 	"github.com/hoist-project/hoist/master/controllers/nodeipam"
+	"github.com/hoist-project/hoist/master/controllers/nodelifecycle"
 	"github.com/hoist-project/hoist/master/scheduler"
 )
 
@@ -57,7 +58,9 @@ func runControllers(ctx context.Context, cfg Config, rc *rest.Config, hc *http.C
 		}
 	}
 	// Built up front so a bad controller configuration fails the start.
-	cmCfg := controllermanager.Config{Disabled: disabled, NodeIPAM: nodeipam.Config{ClusterCIDR: cfg.ClusterCIDR}}
+	cmCfg := controllermanager.Config{Disabled: disabled, NodeIPAM: nodeipam.Config{ClusterCIDR: cfg.ClusterCIDR},
+		NodeLifecycle: nodelifecycle.Config{GracePeriod: cfg.NodeMonitorGracePeriod,
+			MonitorPeriod: cfg.NodeMonitorPeriod, DefaultToleration: cfg.PodEvictionTimeout}}
 	if _, err := controllermanager.New(client, informers.NewSharedInformerFactory(client, 0), cmCfg); err != nil {
 		return err
 	}

@@ -51,6 +51,12 @@ type Config struct {
 	DisableControllers []string
 	// NodePortRange is "first-last".
 	NodePortRange string
+	// NodeMonitorGracePeriod is how long a node may stay silent before it
+	// is marked Unknown; NodeMonitorPeriod how often nodes are checked;
+	// PodEvictionTimeout how long pods without a toleration of their own
+	// stay on a not-ready/unreachable node (upstream's default
+	// tolerationSeconds). Zero: 40s, 5s, 300s as upstream.
+	NodeMonitorGracePeriod, NodeMonitorPeriod, PodEvictionTimeout time.Duration
 	// SecureAddress is where the API is served over TLS with
 	// authentication and authorization (default 0.0.0.0:6443, as upstream).
 	// Port 0 picks a free port.

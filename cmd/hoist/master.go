@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/hoist-project/hoist/master"
 )
@@ -13,7 +14,9 @@ import (
 const masterUsage = `usage: hoist master --data-dir DIR [--secure-address HOST:PORT] [--advertise-address IP]
                     [--tls-san NAME|IP]... [--token-auth-file FILE] [--etcd-servers URLS]
                     [--service-cidr CIDR] [--service-node-port-range FIRST-LAST]
-                    [--etcd-client-url URL] [--etcd-peer-url URL] [--insecure-address HOST:PORT]`
+                    [--etcd-client-url URL] [--etcd-peer-url URL] [--insecure-address HOST:PORT]
+                    [--node-monitor-grace-period DURATION] [--node-monitor-period DURATION]
+                    [--pod-eviction-timeout DURATION]`
 
 // listFlag collects a flag given several times or comma-separated.
 type listFlag []string
@@ -47,6 +50,10 @@ func runMaster(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", master.DefaultClusterCIDR, "pod network; node IPAM gives each Node a podCIDR out of it")
 	fs.Var((*listFlag)(&cfg.DisableControllers), "disable-controllers", "built-in controllers not to run (e.g. nodelifecycle, scheduler); repeat or comma-separate")
 	fs.StringVar(&cfg.NodePortRange, "service-node-port-range", master.DefaultNodePortRange, "range NodePorts are allocated from")
+	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "node silence before it is marked Unknown (Ready=Unknown, unreachable taints)")
+	fs.DurationVar(&cfg.NodeMonitorPeriod, "node-monitor-period", 5*time.Second, "how often node heartbeats are checked")
+	fs.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", 300*time.Second,
+		"how long pods without their own toleration stay on a not-ready/unreachable node (default tolerationSeconds)")
 	fs.StringVar(&cfg.InsecureAddress, "insecure-address", "",
 		"debugging only: also serve the API over plain HTTP WITHOUT authentication (default off; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
@@ -54,6 +61,12 @@ func runMaster(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() != 0 {
 		return usageError{fmt.Sprintf("master: unexpected arguments %q\n%s", fs.Args(), masterUsage)}
+	}
+	for name, d := range map[string]time.Duration{"node-monitor-grace-period": cfg.NodeMonitorGracePeriod,
+		"node-monitor-period": cfg.NodeMonitorPeriod, "pod-eviction-timeout": cfg.PodEvictionTimeout} {
+		if d <= 0 {
+			return usageError{fmt.Sprintf("master: --%s must be positive, got %s\n%s", name, d, masterUsage)}
+		}
 	}
 	if etcdServers != "" {
 		cfg.EtcdServers = strings.Split(etcdServers, ",")

@@ -92,19 +92,22 @@ func (h *handler) watch() error {
 }
 
 // writeSharedEvent frames an object every watcher shares, encoded once, as
-// the json.Encoder would: {"type":T,"object":OBJ}\n.
+// the json.Encoder would: {"type":T,"object":OBJ}\n. It writes the pieces
+// as they are (the response writer buffers) rather than copying the object
+// into a frame per watcher: with a thousand watchers that copy was most of
+// the fan-out's garbage.
 func writeSharedEvent(w io.Writer, typ watch.EventType, so *registry.SharedObject) error {
 	data, err := so.JSON()
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, len(data)+40)
-	buf = append(buf, `{"type":"`...)
-	buf = append(buf, typ...)
-	buf = append(buf, `","object":`...)
-	buf = append(buf, data...)
-	buf = append(buf, "}\n"...)
-	_, err = w.Write(buf)
+	if _, err := io.WriteString(w, `{"type":"`+string(typ)+`","object":`); err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "}\n")
 	return err
 }
 

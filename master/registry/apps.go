@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -207,6 +208,22 @@ func statefulSets() *Resource {
 		return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, deref(ss.Spec.Replicas, 1)), age(o), cells[0], cells[1]}
 	}
 	return r
+}
+
+// controllerRevisions are the template snapshots the DaemonSet and
+// StatefulSet controllers keep for `kubectl rollout history/undo`.
+func controllerRevisions() *Resource {
+	return withTable(plain(appsV1, "ControllerRevision", "controllerrevisions", "controllerrevision", true, nil, nil),
+		[]metav1.TableColumnDefinition{colName, col("Controller", "string"), col("Revision", "integer"), colAge},
+		func(o runtime.Object) []any {
+			cr := o.(*appsv1.ControllerRevision)
+			controller := "<none>"
+			if ref := metav1.GetControllerOf(cr); ref != nil {
+				gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+				controller = strings.ToLower(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}.String()) + "/" + ref.Name
+			}
+			return []any{cr.Name, controller, cr.Revision, age(o)}
+		})
 }
 
 func mapString(m map[string]string) string {

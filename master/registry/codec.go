@@ -59,28 +59,25 @@ func ToJSON(scheme *runtime.Scheme, body []byte, contentType string) ([]byte, er
 
 // Decode decodes a JSON body into a new object of kind gvk. The body's
 // apiVersion and kind must match.
+//
+// The common case (a well-formed body of the right kind) parses the body
+// once: the typed object's TypeMeta carries apiVersion and kind. Only when
+// that fails or names another kind is the body parsed for its type alone,
+// so errors are reported as before: the kind mismatch first, then the
+// decoding error.
 func Decode(scheme *runtime.Scheme, gvk schema.GroupVersionKind, body []byte) (*Decoded, error) {
-	var tm struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-	}
-	if err := json.Unmarshal(body, &tm); err != nil {
-		return nil, &DecodeError{fmt.Sprintf("invalid JSON: %v", err)}
-	}
-	if tm.Kind == "" {
-		return nil, &DecodeError{fmt.Sprintf("Object 'Kind' is missing in the request body; expected %q", gvk.Kind)}
-	}
-	if tm.Kind != gvk.Kind || (tm.APIVersion != "" && tm.APIVersion != gvk.GroupVersion().String()) {
-		return nil, &DecodeError{fmt.Sprintf("the object in the request body is %s %s, this endpoint expects %s %s",
-			tm.APIVersion, tm.Kind, gvk.GroupVersion().String(), gvk.Kind)}
-	}
 	obj, err := scheme.New(gvk)
 	if err != nil {
 		return nil, err
 	}
-	strict, err := kjson.UnmarshalStrict(body, obj)
-	if err != nil {
-		return nil, &DecodeError{fmt.Sprintf("cannot decode %s: %v", gvk.Kind, err)}
+	strict, decodeErr := kjson.UnmarshalStrict(body, obj)
+	if decodeErr != nil || !typeMatches(obj, gvk) {
+		if err := checkTypeMeta(gvk, body); err != nil {
+			return nil, err
+		}
+	}
+	if decodeErr != nil {
+		return nil, &DecodeError{fmt.Sprintf("cannot decode %s: %v", gvk.Kind, decodeErr)}
 	}
 	d := &Decoded{Obj: obj}
 	for _, e := range strict {
@@ -88,6 +85,36 @@ func Decode(scheme *runtime.Scheme, gvk schema.GroupVersionKind, body []byte) (*
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	return d, nil
+}
+
+// typeMatches reports whether the apiVersion and kind decoded into obj
+// fit an endpoint of kind want (an empty apiVersion does).
+func typeMatches(obj runtime.Object, want schema.GroupVersionKind) bool {
+	t, err := meta.TypeAccessor(obj)
+	if err != nil {
+		return false
+	}
+	return t.GetKind() == want.Kind && (t.GetAPIVersion() == "" || t.GetAPIVersion() == want.GroupVersion().String())
+}
+
+// checkTypeMeta parses only apiVersion and kind, for a clear error about
+// an invalid body or one of the wrong kind.
+func checkTypeMeta(gvk schema.GroupVersionKind, body []byte) error {
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(body, &tm); err != nil {
+		return &DecodeError{fmt.Sprintf("invalid JSON: %v", err)}
+	}
+	if tm.Kind == "" {
+		return &DecodeError{fmt.Sprintf("Object 'Kind' is missing in the request body; expected %q", gvk.Kind)}
+	}
+	if tm.Kind != gvk.Kind || (tm.APIVersion != "" && tm.APIVersion != gvk.GroupVersion().String()) {
+		return &DecodeError{fmt.Sprintf("the object in the request body is %s %s, this endpoint expects %s %s",
+			tm.APIVersion, tm.Kind, gvk.GroupVersion().String(), gvk.Kind)}
+	}
+	return nil
 }
 
 // encodeForStorage serializes obj without its resourceVersion (etcd's

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -37,8 +38,8 @@ func TestEveryResourceIsServable(t *testing.T) {
 			t.Errorf("%s: %d cells for %d columns", gvr, len(tbl.Rows[0].Cells), len(tbl.ColumnDefinitions))
 		}
 	}
-	if len(seen) != 20 {
-		t.Errorf("serving %d resources, want 20", len(seen))
+	if len(seen) != 21 {
+		t.Errorf("serving %d resources, want 21", len(seen))
 	}
 }
 
@@ -123,5 +124,26 @@ func TestServiceValidation(t *testing.T) {
 		case c.want != "" && (errs == nil || !strings.Contains(errs.Error(), c.want)):
 			t.Errorf("%s: got %v, want %q", c.name, errs, c.want)
 		}
+	}
+}
+
+// TestControllerRevisionTable checks the CONTROLLER and REVISION cells
+// `kubectl get controllerrevisions` shows.
+func TestControllerRevisionTable(t *testing.T) {
+	var res *Resource
+	for _, r := range Resources() {
+		if r.Name == "controllerrevisions" {
+			res = r
+		}
+	}
+	if res == nil || res.GroupVersion.Group != "apps" || !res.Namespaced {
+		t.Fatalf("apps/v1 controllerrevisions not served (got %+v)", res)
+	}
+	yes := true
+	cr := &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "x-5d8f", OwnerReferences: []metav1.OwnerReference{
+		{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "x", Controller: &yes}}}, Revision: 3}
+	cells := res.TableFor([]runtime.Object{cr}, "", false).Rows[0].Cells
+	if cells[0] != "x-5d8f" || cells[1] != "daemonset.apps/x" || cells[2] != int64(3) {
+		t.Errorf("row %v, want [x-5d8f daemonset.apps/x 3 …]", cells)
 	}
 }

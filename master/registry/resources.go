@@ -22,7 +22,7 @@ func Resources() []*Resource {
 		events(),
 		replicationControllers(),
 		persistentVolumes(), persistentVolumeClaims(),
-		deployments(), replicaSets(), daemonSets(), statefulSets(),
+		deployments(), replicaSets(), daemonSets(), statefulSets(), controllerRevisions(),
 		jobs(),
 		endpointSlices(), leases(),
 		podDisruptionBudgets(),

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
+	"github.com/hoist-project/hoist/master/controllers/history"
 )
 
 var daemonSetKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
@@ -42,6 +43,7 @@ type Controller struct {
 	sets     appslisters.DaemonSetLister
 	pods     listersv1.PodLister
 	nodes    listersv1.NodeLister
+	revs     appslisters.ControllerRevisionLister
 	loop     *ctrlutil.Loop
 	exp      *ctrlutil.Expectations
 	recorder record.EventRecorder
@@ -55,14 +57,16 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	dsInf := factory.Apps().V1().DaemonSets()
 	podInf := factory.Core().V1().Pods()
 	nodeInf := factory.Core().V1().Nodes()
+	revInf := factory.Apps().V1().ControllerRevisions()
 	c := &Controller{
 		client: client, cfg: cfg,
-		sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(),
+		sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), revs: revInf.Lister(),
 		loop: ctrlutil.NewLoop("daemonset", cfg.Workers, 2),
 		exp:  ctrlutil.NewExpectations(cfg.Now),
 	}
 	c.loop.WatchKeys(dsInf.Informer())
 	c.loop.Watch(podInf.Informer(), ctrlutil.PodHandler(ctrlutil.ObserveOwner(c.loop.Queue, c.exp, daemonSetKind.Kind)))
+	c.loop.Watch(revInf.Informer(), history.OwnerHandler(c.loop.Queue, daemonSetKind.Kind))
 	// Any node change may change where daemons belong.
 	c.loop.Watch(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.enqueueAll() },
@@ -117,12 +121,16 @@ func (c *Controller) sync(ctx context.Context, key string, ds *appsv1.DaemonSet)
 	}
 	hash := ctrlutil.TemplateHash(&ds.Spec.Template, ds.Status.CollisionCount)
 	deleting := ds.DeletionTimestamp != nil
+	var errs []error
+	if !deleting {
+		errs = append(errs, c.syncHistory(ctx, ds, sel, hash, byNode))
+	}
 	plan := Decide(ds, nodes, byNode, hash, c.exp.Satisfied(key) && !deleting, c.cfg.Now())
 	pc := ctrlutil.PodControl{Client: c.client, Exp: c.exp, Recorder: c.recorder}
-	errs := []error{
+	errs = append(errs,
 		pc.CreatePods(ctx, key, ds, len(plan.Create), func(i int) *corev1.Pod { return podFor(ds, hash, plan.Create[i]) }),
 		pc.DeletePods(ctx, key, ds, plan.Delete),
-	}
+	)
 	plan.Status.CollisionCount = ds.Status.CollisionCount
 	if !equality.Semantic.DeepEqual(plan.Status, ds.Status) {
 		st := plan.Status
@@ -137,6 +145,22 @@ func (c *Controller) sync(ctx context.Context, key string, ds *appsv1.DaemonSet)
 		c.loop.Queue.AddAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second)
 	}
 	return errors.Join(errs...)
+}
+
+// syncHistory keeps a ControllerRevision per template for `kubectl rollout
+// history/undo`; revisions still run by some pod are never pruned.
+func (c *Controller) syncHistory(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector, hash string, byNode map[string][]*corev1.Pod) error {
+	keep := map[string]bool{}
+	for _, pods := range byNode {
+		for _, pod := range pods {
+			if h := pod.Labels[HashLabel]; h != "" {
+				keep[history.Name(ds.Name, h)] = true
+			}
+		}
+	}
+	_, err := history.Sync(ctx, c.client, c.revs, history.Owner{Object: ds, Kind: daemonSetKind, Selector: sel,
+		Template: &ds.Spec.Template, Hash: hash, Limit: ds.Spec.RevisionHistoryLimit, Keep: keep})
+	return err
 }
 
 // podNode is the node a daemon pod is bound or pinned to.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/ctrltest"
+	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
 
@@ -189,4 +190,25 @@ func TestControllerFollowsNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPods(t, client, map[string]string{"w2": "v2"})
+
+	// One ControllerRevision per template, numbered in order, named by
+	// the hash the pods carry.
+	hash := ctrlutil.TemplateHash(&ds.Spec.Template, nil)
+	ctrltest.WaitFor(t, "revisions 1 (v1) and 2 (v2)", func() bool {
+		l, err := client.AppsV1().ControllerRevisions("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil || len(l.Items) != 2 {
+			return false
+		}
+		cur := l.Items[0]
+		if cur.Revision != 2 {
+			cur = l.Items[1]
+		}
+		return cur.Revision == 2 && cur.Name == "agent-"+hash && l.Items[0].Revision+l.Items[1].Revision == 3
+	})
+	pods, _ = client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Labels[HashLabel] != hash {
+			t.Errorf("pod %s labelled %s=%q, want the current revision's hash %q", p.Name, HashLabel, p.Labels[HashLabel], hash)
+		}
+	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/ctrlutil"
+	"github.com/hoist-project/hoist/master/controllers/history"
 )
 
 var statefulSetKind = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
@@ -41,6 +42,7 @@ type Controller struct {
 	cfg      Config
 	sets     appslisters.StatefulSetLister
 	pods     listersv1.PodLister
+	revs     appslisters.ControllerRevisionLister
 	loop     *ctrlutil.Loop
 	exp      *ctrlutil.Expectations
 	recorder record.EventRecorder
@@ -50,12 +52,14 @@ type Controller struct {
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config) *Controller {
 	setInf := factory.Apps().V1().StatefulSets()
 	podInf := factory.Core().V1().Pods()
+	revInf := factory.Apps().V1().ControllerRevisions()
 	c := &Controller{
-		client: client, cfg: cfg, sets: setInf.Lister(), pods: podInf.Lister(),
+		client: client, cfg: cfg, sets: setInf.Lister(), pods: podInf.Lister(), revs: revInf.Lister(),
 		loop: ctrlutil.NewLoop("statefulset", cfg.Workers, 2), exp: ctrlutil.NewExpectations(time.Now),
 	}
 	c.loop.WatchKeys(setInf.Informer())
 	c.loop.Watch(podInf.Informer(), ctrlutil.PodHandler(ctrlutil.ObserveOwner(c.loop.Queue, c.exp, statefulSetKind.Kind)))
+	c.loop.Watch(revInf.Informer(), history.OwnerHandler(c.loop.Queue, statefulSetKind.Kind))
 	return c
 }
 
@@ -82,10 +86,14 @@ func (c *Controller) sync(ctx context.Context, key string, set *appsv1.StatefulS
 			}
 		}
 	}
-	revision := set.Name + "-" + ctrlutil.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+	hash := ctrlutil.TemplateHash(&set.Spec.Template, set.Status.CollisionCount)
+	revision := history.Name(set.Name, hash)
+	var errs []error
+	if set.DeletionTimestamp == nil {
+		errs = append(errs, c.syncHistory(ctx, set, hash, pods))
+	}
 	plan := Decide(set, pods, revision, c.exp.Satisfied(key) && set.DeletionTimestamp == nil)
 	c.exp.Expect(key, len(plan.Create), len(plan.Delete))
-	var errs []error
 	for _, ord := range plan.Create {
 		errs = append(errs, c.create(ctx, key, set, ord, revision))
 	}
@@ -110,6 +118,23 @@ func (c *Controller) sync(ctx context.Context, key string, set *appsv1.StatefulS
 		}))
 	}
 	return errors.Join(errs...)
+}
+
+// syncHistory keeps a ControllerRevision per template for `kubectl rollout
+// history/undo`; the current revision and those pods still run are never
+// pruned.
+func (c *Controller) syncHistory(ctx context.Context, set *appsv1.StatefulSet, hash string, pods map[int]*corev1.Pod) error {
+	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil {
+		return nil // the API validates selectors; nothing to keep history by
+	}
+	keep := map[string]bool{set.Status.CurrentRevision: true}
+	for _, pod := range pods {
+		keep[pod.Labels[RevisionLabel]] = true
+	}
+	_, err = history.Sync(ctx, c.client, c.revs, history.Owner{Object: set, Kind: statefulSetKind, Selector: sel,
+		Template: &set.Spec.Template, Hash: hash, Limit: set.Spec.RevisionHistoryLimit, Keep: keep})
+	return err
 }
 
 // create makes ordinal ord's claims (kept across pod restarts and scale

@@ -174,4 +174,22 @@ func TestControllerOrderedLifecycle(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+
+	// Revision 1 (v1) and 2 (v2); the pods' label names the current one.
+	s, _ := client.AppsV1().StatefulSets("default").Get(ctx, "db", metav1.GetOptions{})
+	revs, err := client.AppsV1().ControllerRevisions("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNumber := map[int64]string{}
+	for _, r := range revs.Items {
+		byNumber[r.Revision] = r.Name
+	}
+	if len(revs.Items) != 2 || byNumber[2] != s.Status.UpdateRevision || byNumber[1] == "" {
+		t.Errorf("revisions %v, want 1 (v1) and 2 = %s", byNumber, s.Status.UpdateRevision)
+	}
+	p0, _ = client.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+	if p0.Labels[RevisionLabel] != s.Status.UpdateRevision {
+		t.Errorf("pod db-0 labelled %q, want %q", p0.Labels[RevisionLabel], s.Status.UpdateRevision)
+	}
 }

@@ -3,8 +3,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/internal/testenv"
-	"github.com/hoist-project/hoist/master/controllers/nodelifecycle"
 )
 
 // Short node-lifecycle timings for the eviction scenario: hollow nodes
@@ -35,19 +31,19 @@ const (
 
 // TestE2EHollowCluster runs one master and 10 hollow nodes and drives the
 // scheduler and controllers through the scenarios of issue 4 (each its
-// own namespace). The master runs every controller except node lifecycle,
-// which runs in the test process against the same API with a short grace
-// period (`hoist master` has no flag for it).
+// own namespace). The master's node lifecycle controller runs with a short
+// grace period (--node-monitor-grace-period) so the eviction scenario is quick.
 func TestE2EHollowCluster(t *testing.T) {
 	kubectl := testenv.RequireCommand(t, "kubectl", "kubectl")
-	m := startMaster(t, "--disable-controllers", "nodelifecycle")
+	m := startMaster(t, "--node-monitor-grace-period", testGracePeriod.String(),
+		"--node-monitor-period", testMonitorPeriod.String())
 	nodes := startHollow(t, m, "hollow-", 10)
-	runNodeLifecycle(t, m)
 
 	t.Run("Spread", func(t *testing.T) { testSpread(t, m, nodes.Names()) })
 	t.Run("RollingUpdateKeepsAvailability", func(t *testing.T) { testRollingUpdate(t, m) })
 	t.Run("KubectlRolloutUndo", func(t *testing.T) { testRolloutUndo(t, m, kubectl) })
 	t.Run("DaemonSetFollowsNodes", func(t *testing.T) { testDaemonSet(t, m) })
+	t.Run("KubectlDaemonSetRolloutUndo", func(t *testing.T) { testDaemonSetRolloutUndo(t, m, kubectl) })
 	t.Run("NamespaceDeletion", func(t *testing.T) { testNamespaceDeletion(t, m) })
 	t.Run("DisruptionBudgetStatus", func(t *testing.T) { testDisruptionBudget(t, m) })
 	// Last: it leaves a dead node behind.
@@ -58,24 +54,6 @@ func TestE2EHollowCluster(t *testing.T) {
 			}
 		}
 		testEviction(t, m, stop)
-	})
-}
-
-// runNodeLifecycle runs the node lifecycle controller in the test process
-// with the short test timings until the test ends.
-func runNodeLifecycle(t *testing.T, m *master) {
-	factory := informers.NewSharedInformerFactory(m.Client, 0)
-	c := nodelifecycle.New(m.Client, factory, nodelifecycle.Config{GracePeriod: testGracePeriod, MonitorPeriod: testMonitorPeriod})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	factory.Start(ctx.Done())
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && ctx.Err() == nil {
-			t.Errorf("node lifecycle: %v", err)
-		}
-		factory.Shutdown()
 	})
 }
 
@@ -200,16 +178,7 @@ func testRollingUpdate(t *testing.T, m *master) {
 
 func testRolloutUndo(t *testing.T, m *master, kubectl string) {
 	ns := createNamespace(t, m.Client, "undo")
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(kubectl, append([]string{"-n", ns}, args...)...)
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+m.Kubeconfig)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	run := kubectlIn(t, kubectl, m, ns)
 	if _, err := m.Client.AppsV1().Deployments(ns).Create(context.Background(), deployment("web", 4, "img:v1", 1, 1, false), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

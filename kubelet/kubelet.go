@@ -21,16 +21,19 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/kubelet/backoff"
 	"github.com/hoist-project/hoist/kubelet/config"
 	"github.com/hoist-project/hoist/kubelet/images"
+	"github.com/hoist-project/hoist/kubelet/lifecycle"
 	"github.com/hoist-project/hoist/kubelet/network"
 	"github.com/hoist-project/hoist/kubelet/podsync"
 	"github.com/hoist-project/hoist/kubelet/podworkers"
 	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
+	"github.com/hoist-project/hoist/kubelet/runtime/crilog"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
 	airgap "github.com/hoist-project/hoist/packaging/images"
@@ -60,6 +63,11 @@ type Config struct {
 	StatusSink          status.Sink   // optional
 	Log                 *slog.Logger
 
+	// Container log rotation: size of a log file (default 10 MiB) and files
+	// kept per container, the current one included (default 5).
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+
 	// API side. Without a Client the kubelet runs static pods only.
 	Client     kubernetes.Interface
 	NodeLabels map[string]string // added to the well-known node labels
@@ -86,6 +94,10 @@ type Config struct {
 	// ProbeDial opens probe connections to pod IPs (nil: from CNIHostNetNS
 	// when set, where the pod network is reachable; else the kubelet's own).
 	ProbeDial probes.DialFunc
+
+	// Events, if set, receives the kubelet's pod events instead of the API
+	// (tests; without an API client events are otherwise dropped).
+	Events record.EventRecorder
 }
 
 func (c *Config) defaults() error {
@@ -108,6 +120,12 @@ func (c *Config) defaults() error {
 	set(&c.LogRoot, "/var/log/pods")
 	set(&c.PauseImage, airgap.PauseImage)
 	set(&c.CgroupParent, "kubepods")
+	if c.ContainerLogMaxSize == 0 {
+		c.ContainerLogMaxSize = 10 << 20
+	}
+	if c.ContainerLogMaxFiles == 0 {
+		c.ContainerLogMaxFiles = 5
+	}
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/opt/cni/bin"}
 	}
@@ -222,7 +240,8 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(runtime.Config{
 		Client: client, Namespace: cfg.ContainerdNamespace, RootDir: cfg.RootDir, LogRoot: cfg.LogRoot,
 		PauseImage: cfg.PauseImage, CgroupParent: cfg.CgroupParent, LogDriver: cfg.LogDriver, Network: netw,
-		ResolvConf: resolvConf(cfg.ResolvConf),
+		ResolvConf:  resolvConf(cfg.ResolvConf),
+		LogRotation: crilog.Rotation{MaxSize: cfg.ContainerLogMaxSize, MaxFiles: cfg.ContainerLogMaxFiles},
 	})
 	if err != nil {
 		return err
@@ -235,19 +254,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer api.stop()
 	var workers *podworkers.Workers
+	events := api.recorder()
+	if cfg.Events != nil {
+		events = cfg.Events
+	}
+	handlers := &probes.Prober{Exec: rt, Dial: cfg.ProbeDial} // probes and lifecycle hooks
 	prober := &probes.Manager{
-		Runner: &probes.Prober{Exec: rt, Dial: cfg.ProbeDial}, Events: api.recorder(), Log: log,
+		Runner: handlers, Events: events, Log: log,
 		Seeds:    probes.DirSeeds{Dir: filepath.Join(cfg.RootDir, "probes")},
 		OnChange: func(uid types.UID) { workers.Kick(uid) },
 	}
-	imgs, err := newImageManager(cfg, client, api.recorder(), log)
+	imgs, err := newImageManager(cfg, client, events, log)
 	if err != nil {
 		return err
 	}
 	go runImageGC(ctx, log, imgs, cfg.imageGCPolicy(), cfg.ImageGCPeriod, pinned)
 	syncer := &podsync.Syncer{
 		Runtime: rt, Images: imgs, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(api.sink(cfg.StatusSink)),
-		Probes: prober, Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
+		Probes: prober, Hooks: &lifecycle.Runner{Handlers: handlers}, Events: events, Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
 	}
 	workers = podworkers.New(ctx, podworkers.Config{
 		Sync: api.afterSync(syncer.SyncPod), Kill: api.afterKill(syncer.KillPod), Resync: cfg.Resync,

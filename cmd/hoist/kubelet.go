@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -29,7 +30,8 @@ const kubeletUsage = `usage: hoist kubelet [--root-dir DIR] [--manifest-dir DIR]
   [--sync-frequency DURATION] [--kubeconfig FILE] [--node-ip IP] [--node-labels K=V,...]
   [--register-with-taints K=V:EFFECT,...] [--max-pods N] [--insecure-registry HOST[:PORT],...]
   [--max-parallel-image-pulls-per-registry N] [--image-fs-dir DIR]
-  [--image-gc-high-threshold PCT] [--image-gc-low-threshold PCT] [--resolv-conf FILE]`
+  [--image-gc-high-threshold PCT] [--image-gc-low-threshold PCT] [--resolv-conf FILE]
+  [--container-log-max-size QUANTITY] [--container-log-max-files N]`
 
 // runKubelet parses flags into kubelet.Config and runs the node agent. The
 // same command, invoked by containerd's shim with --log-driver=FILE, is the
@@ -65,8 +67,18 @@ func runKubelet(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.ImageGCHighThresholdPercent, "image-gc-high-threshold", 85, "image filesystem usage (%) that starts image GC; 100 disables it")
 	fs.IntVar(&cfg.ImageGCLowThresholdPercent, "image-gc-low-threshold", 80, "image filesystem usage (%) image GC frees down to")
 	fs.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration copied into pods (\"-\": none)")
+	logMaxSize := fs.String("container-log-max-size", "10Mi", "size at which a container's log file is rotated")
+	fs.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", 5, "log files kept per container, the current one included (at least 2)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("kubelet: %v\n%s", err, kubeletUsage)}
+	}
+	q, qerr := resource.ParseQuantity(*logMaxSize)
+	if qerr != nil || q.Value() <= 0 {
+		return usageError{fmt.Sprintf("kubelet: --container-log-max-size %q is not a positive size like 10Mi", *logMaxSize)}
+	}
+	cfg.ContainerLogMaxSize = q.Value()
+	if cfg.ContainerLogMaxFiles < 2 {
+		return usageError{fmt.Sprintf("kubelet: --container-log-max-files %d: must be at least 2", cfg.ContainerLogMaxFiles)}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("kubelet: unexpected arguments %q\n%s", fs.Args(), kubeletUsage)}

@@ -42,10 +42,15 @@ type Config struct {
 	// NetworkReady returns why pods cannot get a network (nil: ready).
 	NetworkReady   func() error
 	StatusInterval time.Duration // default 5 min
-	LeaseInterval  time.Duration // default 10 s
-	LeaseDuration  int32         // seconds, default 40
-	Clock          clock.Clock
-	Log            *slog.Logger
+	// ReadyCheckInterval is how often the runtime and network checks are
+	// polled (cheap: a containerd version call and a directory read) so a
+	// change of readiness, e.g. the CNI config appearing, is written at
+	// once instead of at the next 10 s condition check. Default 1 s.
+	ReadyCheckInterval time.Duration
+	LeaseInterval      time.Duration // default 10 s
+	LeaseDuration      int32         // seconds, default 40
+	Clock              clock.Clock
+	Log                *slog.Logger
 }
 
 // Thresholds of the pressure conditions (upstream's hard eviction defaults).
@@ -64,6 +69,9 @@ func (c *Config) defaults() {
 	}
 	if c.LeaseInterval <= 0 {
 		c.LeaseInterval = 10 * time.Second
+	}
+	if c.ReadyCheckInterval <= 0 {
+		c.ReadyCheckInterval = time.Second
 	}
 	if c.LeaseDuration <= 0 {
 		c.LeaseDuration = 40
@@ -103,7 +111,7 @@ func New(cfg Config) (*Manager, error) {
 func (m *Manager) Run(ctx context.Context) error {
 	clk := m.cfg.Clock
 	registered := false
-	nextStatus, nextLease := clk.Now(), clk.Now()
+	nextStatus, nextLease, nextReadyCheck := clk.Now(), clk.Now(), clk.Now()
 	for {
 		now := clk.Now()
 		if !registered {
@@ -119,13 +127,19 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			nextLease = now.Add(m.cfg.LeaseInterval)
 		}
+		if registered && !now.Before(nextReadyCheck) {
+			if m.readinessChanged(ctx) {
+				nextStatus = now // write it now, not at the next condition check
+			}
+			nextReadyCheck = now.Add(m.cfg.ReadyCheckInterval)
+		}
 		if registered && !now.Before(nextStatus) {
 			if err := m.SyncStatus(ctx); err != nil {
 				m.cfg.Log.Warn("node status not written", "node", m.cfg.NodeName, "err", err)
 			}
 			nextStatus = now.Add(min(m.cfg.LeaseInterval, m.cfg.StatusInterval)) // conditions are checked this often
 		}
-		wait := min(nextLease.Sub(now), nextStatus.Sub(now))
+		wait := min(nextLease.Sub(now), nextStatus.Sub(now), nextReadyCheck.Sub(now))
 		if !registered {
 			wait = m.cfg.LeaseInterval
 		}
@@ -135,6 +149,21 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-clk.After(max(wait, 0)):
 		}
 	}
+}
+
+// readinessChanged reports whether the runtime/network checks disagree
+// with the Ready condition last written (nothing written yet: no).
+func (m *Manager) readinessChanged(ctx context.Context) bool {
+	for _, c := range m.written {
+		if c.Type == v1.NodeReady {
+			was := ""
+			if c.Status != v1.ConditionTrue {
+				was = c.Message
+			}
+			return was != m.notReady(ctx, nil)
+		}
+	}
+	return false
 }
 
 // Register creates the Node, or, when it exists (a kubelet restart), adds

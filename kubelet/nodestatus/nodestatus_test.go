@@ -271,3 +271,50 @@ func TestHostMachine(t *testing.T) {
 		t.Fatal("no error for a missing root dir")
 	}
 }
+
+// The CNI config appearing must be posted within the readiness poll (1 s),
+// not at the next 10 s condition check.
+func TestReadyPostedPromptlyWhenNetworkBecomesReady(t *testing.T) {
+	client := fake.NewClientset()
+	clk := clocktesting.NewFakeClock(t0)
+	netw := &netState{err: errors.New("network plugin not ready: no CNI configuration in /etc/cni/net.d")}
+	mgr := newManager(t, client, clk, &fakeMachine{u: healthy()}, netw)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitReady := func(want v1.ConditionStatus) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n, err := client.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+			if err == nil && condition(n, v1.NodeReady).Status == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node Ready never became %s (%v)", want, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitWaiter := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !clk.HasWaiters() {
+			if time.Now().After(deadline) {
+				t.Fatal("status loop never waited on the clock")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitReady(v1.ConditionFalse)
+	waitWaiter()
+	clk.Step(time.Second) // a poll with nothing changed writes nothing new
+	waitWaiter()
+	netw.set(nil) // the CNI config appears
+	clk.Step(time.Second)
+	waitReady(v1.ConditionTrue)
+	if elapsed := clk.Since(t0); elapsed >= 10*time.Second {
+		t.Fatalf("Ready posted after %s of clock time, want before the 10 s condition period", elapsed)
+	}
+}

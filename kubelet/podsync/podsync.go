@@ -16,9 +16,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/hoist-project/hoist/kubelet/backoff"
 	"github.com/hoist-project/hoist/kubelet/images"
+	"github.com/hoist-project/hoist/kubelet/lifecycle"
 	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/status"
@@ -56,8 +58,10 @@ type Images interface {
 // Syncer runs pods on the runtime.
 type Syncer struct {
 	Runtime Runtime
-	Images  Images // optional: without it images must be present already
-	Probes  Prober // optional: without it a running container is ready
+	Images  Images               // optional: without it images must be present already
+	Probes  Prober               // optional: without it a running container is ready
+	Hooks   *lifecycle.Runner    // optional: without it postStart/preStop hooks are not run
+	Events  record.EventRecorder // optional
 	Volumes *volumes.Manager
 	Status  *status.Manager
 	Backoff backoff.Policy
@@ -132,7 +136,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 			return nil // the container waits (the run it replaces is kept); its status says why
 		}
 		if replace != nil {
-			if err := s.Runtime.RemoveContainer(ctx, replace.ID, replaceGrace); err != nil {
+			if err := s.Runtime.RemoveContainer(ctx, replace.ID, s.preStop(ctx, pod, c, replace, sb, replaceGrace)); err != nil {
 				return err
 			}
 		}
@@ -144,7 +148,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 			return fmt.Errorf("container %s: %w", c.Name, err)
 		}
 		s.Log.Info("container started", "pod", podName(pod), "container", c.Name, "restart", restart, "id", id)
-		return nil
+		return s.postStart(ctx, pod, c, id, sb)
 	}
 	var next time.Duration
 	for i := range pod.Spec.InitContainers {
@@ -226,7 +230,7 @@ func (s *Syncer) syncContainer(ctx context.Context, pod *v1.Pod, rp *runtime.Pod
 			// A failed liveness/startup probe: stop it; the exit then goes
 			// through the restart policy and back-off like any other.
 			s.Log.Info("container failed its probe; killing", "pod", podName(pod), "container", c.Name, "reason", kill)
-			if err := s.Runtime.StopContainer(ctx, cur.ID, grace(pod)); err != nil {
+			if err := s.Runtime.StopContainer(ctx, cur.ID, s.preStop(ctx, pod, c, cur, sb, grace(pod))); err != nil {
 				return false, 0, err
 			}
 			return kind == runtime.KindApp, 100 * time.Millisecond, nil
@@ -323,8 +327,8 @@ func (s *Syncer) removeStale(ctx context.Context, rp *runtime.Pod, keep *runtime
 	return nil
 }
 
-// KillPod stops every container of the pod (SIGTERM, grace, SIGKILL — all
-// containers in parallel), removes the sandboxes (CNI DEL, netns), the pod
+// KillPod stops every container of the pod (preStop hook, SIGTERM, the rest
+// of the grace, SIGKILL — all containers in parallel), removes the sandboxes (CNI DEL, netns), the pod
 // cgroup, volumes and logs.
 func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
 	rp, err := s.Runtime.GetPod(ctx, pod.UID)
@@ -341,7 +345,7 @@ func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.Runtime.RemoveContainer(ctx, c.ID, g)
+			errs[i] = s.Runtime.RemoveContainer(ctx, c.ID, s.preStop(ctx, pod, specOf(pod, c.Name), c, sandboxOf(rp, c.SandboxID), g))
 		}()
 	}
 	wg.Wait()

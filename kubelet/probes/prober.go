@@ -57,26 +57,30 @@ func (p *Prober) dial(ctx context.Context, network, addr string) (net.Conn, erro
 func (p *Prober) Run(ctx context.Context, t Target, probe *v1.Probe) (ok bool, msg string) {
 	ctx, cancel := context.WithTimeout(ctx, seconds(probe.TimeoutSeconds, 1))
 	defer cancel()
-	var err error
-	switch h := probe.ProbeHandler; {
-	case h.Exec != nil:
-		err = p.exec(ctx, t, h.Exec)
-	case h.HTTPGet != nil:
-		err = p.httpGet(ctx, t, h.HTTPGet)
-	case h.TCPSocket != nil:
-		err = p.tcp(ctx, t, h.TCPSocket)
-	case h.GRPC != nil:
-		err = p.grpc(ctx, t, h.GRPC)
-	default:
-		err = errors.New("probe has no handler (exec, httpGet, tcpSocket or grpc)")
-	}
-	if err != nil {
+	if err := p.RunHandler(ctx, t, probe.ProbeHandler); err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
 			return false, fmt.Sprintf("timeout after %s: %v", seconds(probe.TimeoutSeconds, 1), err)
 		}
 		return false, err.Error()
 	}
 	return true, ""
+}
+
+// RunHandler runs one handler until it finishes or ctx ends (no timeout of
+// its own): probes wrap it in timeoutSeconds, lifecycle hooks in the
+// termination grace period.
+func (p *Prober) RunHandler(ctx context.Context, t Target, h v1.ProbeHandler) error {
+	switch {
+	case h.Exec != nil:
+		return p.exec(ctx, t, h.Exec)
+	case h.HTTPGet != nil:
+		return p.httpGet(ctx, t, h.HTTPGet)
+	case h.TCPSocket != nil:
+		return p.tcp(ctx, t, h.TCPSocket)
+	case h.GRPC != nil:
+		return p.grpc(ctx, t, h.GRPC)
+	}
+	return errors.New("probe has no handler (exec, httpGet, tcpSocket or grpc)")
 }
 
 func (p *Prober) exec(ctx context.Context, t Target, e *v1.ExecAction) error {

@@ -71,6 +71,7 @@ func (r *Runtime) StartContainer(ctx context.Context, s StartSpec) (string, erro
 	labels[LabelRestart] = strconv.Itoa(s.Restart)
 	labels[LabelHash] = ContainerHash(c)
 	labels[shimGroupLabel] = s.Sandbox.ID
+	labels[LabelTermPolicy] = string(c.TerminationMessagePolicy)
 	if s.Last != nil {
 		labels[LabelLastExitCode] = strconv.Itoa(s.Last.Code)
 		labels[LabelLastStarted] = formatTime(s.Last.StartedAt)
@@ -92,7 +93,7 @@ func (r *Runtime) StartContainer(ctx context.Context, s StartSpec) (string, erro
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return id, err
 	}
-	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.cfg.LogDriver, crilog.DriverArgs(logPath)))
+	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.cfg.LogDriver, crilog.DriverArgs(logPath, r.cfg.LogRotation)))
 	if err != nil {
 		return id, fmt.Errorf("create task %s: %w", c.Name, err)
 	}
@@ -120,6 +121,11 @@ func (r *Runtime) specOpts(s StartSpec, img containerd.Image) ([]oci.SpecOpts, e
 		return nil, err
 	}
 	opts = append(opts, oci.WithEnv(env)) // the hostname comes with the pause container's UTS namespace
+	sec, err := securityOpts(s.Pod, c)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	pid := strconv.Itoa(int(s.Sandbox.Pid))
 	for _, ns := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: ns, Path: "/proc/" + pid + "/ns/" + nsFile(ns)}))
@@ -142,6 +148,11 @@ func (r *Runtime) specOpts(s StartSpec, img containerd.Image) ([]oci.SpecOpts, e
 	etc, err := r.etcMounts(s)
 	if err != nil {
 		return nil, err
+	}
+	if tm, err := r.terminationMount(s); err != nil {
+		return nil, fmt.Errorf("container %s: termination message file: %w", c.Name, err)
+	} else if tm != nil {
+		etc = append(etc, *tm)
 	}
 	opts = append(opts, oci.WithMounts(append(mounts, etc...)))
 	shares, quota, period, mem := containerResources(c)

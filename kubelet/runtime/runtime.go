@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hoist-project/hoist/kubelet/network"
+	"github.com/hoist-project/hoist/kubelet/runtime/crilog"
 )
 
 // Network attaches sandboxes to the pod network (kubelet/network implements it).
@@ -40,7 +41,9 @@ type Config struct {
 	// LogDriver is the executable containerd's shim runs as logging driver
 	// (`<LogDriver> kubelet --log-driver=<file>`); normally the hoist binary.
 	LogDriver string
-	Network   Network
+	// LogRotation limits each container's log file (zero: no rotation).
+	LogRotation crilog.Rotation
+	Network     Network
 	// ResolvConf is the node's resolver configuration copied into pods
 	// ("" = none; the kubelet passes /etc/resolv.conf by default).
 	ResolvConf string
@@ -176,11 +179,17 @@ func (r *Runtime) list(ctx context.Context, filter string, only types.UID) (map[
 			continue
 		}
 		restart, _ := strconv.Atoi(l[LabelRestart])
+		last := exitFromLabels(l, LabelLastExitCode, LabelLastStarted, LabelLastFinished)
+		if exit != nil {
+			exit.Message = r.terminationMessage(l, restart, exit)
+		}
+		if last != nil {
+			last.Message = r.terminationMessage(l, restart-1, last)
+		}
 		p.Containers = append(p.Containers, &Container{
 			ID: c.ID(), Name: l[LabelContainerName], Kind: Kind(l[LabelKind]), SandboxID: l[LabelSandboxID],
 			Restart: restart, Hash: l[LabelHash], Image: info.Image, State: state, Pid: pid,
-			StartedAt: parseTime(l[LabelStartedAt]), Exit: exit, CreatedAt: info.CreatedAt,
-			Last: exitFromLabels(l, LabelLastExitCode, LabelLastStarted, LabelLastFinished),
+			StartedAt: parseTime(l[LabelStartedAt]), Exit: exit, CreatedAt: info.CreatedAt, Last: last,
 		})
 	}
 	cps, err := r.ckpt.list()

@@ -29,6 +29,7 @@ const (
 	LabelLastExitCode  = "io.hoist.last.exit-code"
 	LabelLastStarted   = "io.hoist.last.started-at"
 	LabelLastFinished  = "io.hoist.last.finished-at"
+	LabelTermPolicy    = "io.hoist.termination-message-policy"
 	// shimGroupLabel makes all containers of a pod share one runc shim.
 	shimGroupLabel = "io.containerd.runc.v2.group"
 )
@@ -56,6 +57,7 @@ type Exit struct {
 	Code       int
 	StartedAt  time.Time
 	FinishedAt time.Time
+	Message    string // termination message (filled in by List)
 }
 
 // Container is what the runtime knows of one container.

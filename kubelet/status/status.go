@@ -168,7 +168,7 @@ func terminated(e *runtime.Exit, id string) *v1.ContainerStateTerminated {
 		reason = "Error"
 	}
 	return &v1.ContainerStateTerminated{
-		ExitCode: int32(e.Code), Reason: reason, ContainerID: id,
+		ExitCode: int32(e.Code), Reason: reason, ContainerID: id, Message: e.Message,
 		StartedAt: metav1.NewTime(e.StartedAt), FinishedAt: metav1.NewTime(e.FinishedAt),
 	}
 }

@@ -88,6 +88,26 @@ func TestCrashLoopStatusShowsWaitingAndLastState(t *testing.T) {
 	}
 }
 
+func TestTerminationMessages(t *testing.T) {
+	c := ctr("app", runtime.KindApp, runtime.StateExited, 3)
+	c.Exit.Message = "bye"
+	c.Last = &runtime.Exit{Code: 1, Message: "earlier"}
+	rp := &runtime.Pod{Sandboxes: []*runtime.Sandbox{sandbox()}, Containers: []*runtime.Container{c}}
+	cs := Compute(Input{Pod: testPod(v1.RestartPolicyNever), Runtime: rp, Now: t0}).ContainerStatuses[0]
+	if term := cs.State.Terminated; term == nil || term.Message != "bye" || term.ExitCode != 3 {
+		t.Errorf("terminated %+v; want exit 3, message bye", cs.State.Terminated)
+	}
+	if last := cs.LastTerminationState.Terminated; last == nil || last.Message != "earlier" {
+		t.Errorf("last state %+v; want message earlier", cs.LastTerminationState.Terminated)
+	}
+	// In back-off the exit moves to the last state with its message.
+	cs = Compute(Input{Pod: testPod(v1.RestartPolicyAlways), Runtime: rp, Now: t0,
+		Waiting: map[string]Waiting{"app": {Reason: "CrashLoopBackOff"}}}).ContainerStatuses[0]
+	if last := cs.LastTerminationState.Terminated; last == nil || last.Message != "bye" {
+		t.Errorf("back-off last state %+v; want message bye", cs.LastTerminationState.Terminated)
+	}
+}
+
 type sinkRecorder struct{ n int }
 
 func (s *sinkRecorder) PodStatusChanged(*v1.Pod, v1.PodStatus) { s.n++ }

@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,13 +79,14 @@ func (w *Writer) record(stream, tag string, line []byte) error {
 // kubelet's log URI runs `<binary> kubelet --log-driver=<path>`.
 const DriverFlag = "--log-driver="
 
-// DriverArgs returns the log URI arguments for a container logging to path.
-func DriverArgs(path string) map[string]string {
-	return map[string]string{"kubelet": DriverFlag + path}
+// DriverArgs returns the log URI arguments for a container logging to path
+// with the given rotation.
+func DriverArgs(path string, rot Rotation) map[string]string {
+	return map[string]string{"kubelet": DriverFlag + driverSpec(path, rot)}
 }
 
-// DriverPath returns the log path if args (os.Args[1:]) are a logging-driver
-// invocation.
+// DriverPath returns the driver's argument (the log path and rotation, for
+// RunDriver) if args (os.Args[1:]) are a logging-driver invocation.
 func DriverPath(args []string) (string, bool) {
 	if len(args) == 2 && args[0] == "kubelet" && strings.HasPrefix(args[1], DriverFlag) {
 		return strings.TrimPrefix(args[1], DriverFlag), true
@@ -94,15 +94,20 @@ func DriverPath(args []string) (string, bool) {
 	return "", false
 }
 
-// RunDriver is the logging driver's main: it never returns.
-func RunDriver(path string) {
+// RunDriver is the logging driver's main (spec is what DriverPath
+// returned): it never returns.
+func RunDriver(spec string) {
 	logging.Run(func(ctx context.Context, cfg *logging.Config, ready func() error) error {
+		path, rot, err := parseDriverSpec(spec)
+		if err != nil {
+			return err
+		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		f, err := openRotating(path, rot, time.Now)
 		if err != nil {
-			return fmt.Errorf("open log %s: %w", path, err)
+			return err
 		}
 		defer f.Close()
 		w := NewWriter(f, time.Now)

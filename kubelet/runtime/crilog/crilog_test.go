@@ -28,7 +28,7 @@ func TestWriterFormat(t *testing.T) {
 }
 
 func TestDriverArgsRoundTrip(t *testing.T) {
-	args := DriverArgs("/var/log/pods/x/c/0.log")
+	args := DriverArgs("/var/log/pods/x/c/0.log", Rotation{})
 	var argv []string
 	for k, v := range args {
 		argv = append(argv, k, v)

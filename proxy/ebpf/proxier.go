@@ -262,7 +262,7 @@ func (p *Proxier) attach() error {
 			{"ingress", p.objs.HoistNodeportIngress, ebpf.AttachTCXIngress},
 			{"egress", p.objs.HoistNodeportEgress, ebpf.AttachTCXEgress},
 		} {
-			name := fmt.Sprintf("tcx-%s-%s", h.dir, l.Attrs().Name)
+			name := tcxPinName(h.dir, l.Attrs().Name)
 			wanted[name] = true
 			onLink := func(i *link.Info) bool { return i.TCX() != nil && int(i.TCX().Ifindex) == l.Attrs().Index }
 			err := p.ensureLink(name, h.prog, onLink, func() (link.Link, error) {
@@ -330,6 +330,15 @@ func (p *Proxier) ensureLink(name string, prog *ebpf.Program, attachedAsWanted f
 	}
 	p.links.Attached++
 	return nil
+}
+
+// tcxPinName names the pin of the TCX link in direction dir on interface
+// ifname. bpffs refuses names with a dot (EPERM, "reserved for future
+// use"), and interface names such as flannel.1 or eth0.100 have them, so
+// dots become colons: the kernel never allows a colon in an interface
+// name, so the mapping stays one to one.
+func tcxPinName(dir, ifname string) string {
+	return "tcx-" + dir + "-" + strings.ReplaceAll(ifname, ".", ":")
 }
 
 // unpin removes a pinned link, detaching it unless someone else holds it.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -261,19 +260,14 @@ func (c *testCluster) deployWeb(t *testing.T) (map[string]string, string) {
 func (c *testCluster) dialer(t *testing.T, node string) func(from, host, port string) (string, error) {
 	ns := c.node(t, node).NetnsPath
 	return func(from, host, port string) (string, error) {
-		path := fmt.Sprintf("/dial?request=hostname&protocol=http&host=%s&port=%s&tries=1", host, port)
-		body, err := getInNetns(ns, net.JoinHostPort(from, "8080"), path)
+		responses, errs, err := podDial(ns, from, "http", "hostname", host, port, 1)
 		if err != nil {
 			return "", err
 		}
-		var res struct{ Responses, Errors []string }
-		if err := json.Unmarshal([]byte(body), &res); err != nil {
-			return "", fmt.Errorf("dial answer %q: %v", body, err)
+		if len(responses) != 1 {
+			return "", fmt.Errorf("dial %s:%s: %v", host, port, errs)
 		}
-		if len(res.Responses) != 1 {
-			return "", fmt.Errorf("dial %s:%s: %v", host, port, res.Errors)
-		}
-		return res.Responses[0], nil
+		return responses[0], nil
 	}
 }
 

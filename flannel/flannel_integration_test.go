@@ -128,10 +128,10 @@ func (c *cluster) checkDataPath(t *testing.T, direct bool) {
 			if i == j {
 				continue
 			}
-			waitFor(t, 20*time.Second, fmt.Sprintf("TCP pod %d -> pod %d unmasqueraded", i, j), func() error {
+			testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("TCP pod %d -> pod %d unmasqueraded", i, j), func() error {
 				return expectSeenAs(pods[i].Path, pods[j].IP, pods[i].IP.String())
 			})
-			waitFor(t, 5*time.Second, fmt.Sprintf("UDP pod %d -> pod %d unmasqueraded", i, j), func() error {
+			testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("UDP pod %d -> pod %d unmasqueraded", i, j), func() error {
 				got, err := udpSeenAs(pods[i].Path, pods[j].IP)
 				if err == nil && got != pods[i].IP.String() {
 					err = fmt.Errorf("server saw %s, want %s", got, pods[i].IP)
@@ -150,7 +150,7 @@ func (c *cluster) checkDataPath(t *testing.T, direct bool) {
 	}
 	for i, n := range nodes {
 		p := pods[(i+1)%len(pods)]
-		waitFor(t, 5*time.Second, n.Name+" -> remote pod", func() error {
+		testenv.WaitFor(t, 5*time.Second, n.Name+" -> remote pod", func() error {
 			_, err := seenAs(n.NetnsPath, p.IP)
 			return err
 		})
@@ -161,7 +161,7 @@ func (c *cluster) checkDataPath(t *testing.T, direct bool) {
 	// A pod reaching an outside network (attached to n0 only) shows up as n0.
 	outside := addOutside(t, c.f, nodes[0])
 	serveRemoteAddr(t, outside)
-	waitFor(t, 10*time.Second, "pod 0 -> outside masqueraded", func() error {
+	testenv.WaitFor(t, 10*time.Second, "pod 0 -> outside masqueraded", func() error {
 		return expectSeenAs(pods[0].Path, netip.MustParseAddr("192.168.250.2"), "192.168.250.1")
 	})
 }
@@ -173,7 +173,7 @@ func (c *cluster) checkOffL2Peer(t *testing.T) {
 	mustExec(t, c.f, n0, "ip", "route", "add", "192.0.2.0/24", "via", c.nodes[1].IP.String())
 	far := netip.MustParsePrefix("10.244.240.0/24")
 	c.s.addPeer(t, "far", far, netip.MustParseAddr("192.0.2.10"), "host-gw")
-	waitFor(t, 10*time.Second, "L2 error on n0", func() error {
+	testenv.WaitFor(t, 10*time.Second, "L2 error on n0", func() error {
 		log, _ := os.ReadFile(c.daemons[0].logPath)
 		if !strings.Contains(string(log), "peer 192.0.2.10 (subnet 10.244.240.0/24) is not on the same L2 segment") {
 			return fmt.Errorf("no L2 error in the log")
@@ -217,7 +217,7 @@ func (c *cluster) checkRestartAndRepair(t *testing.T) {
 	mustExec(t, f, nodes[1], "ip", "route", "add", "10.244.250.0/24", "via", nodes[2].IP.String(), "proto", "78")
 	const jump = "-m comment --comment \"hoist flannel: masquerade traffic leaving the cluster\" -j HOIST-FLANNEL-POSTRTG"
 	mustExec(t, f, nodes[1], "sh", "-c", "iptables -t nat -D POSTROUTING "+jump)
-	waitFor(t, 10*time.Second, "repair on n1", func() error {
+	testenv.WaitFor(t, 10*time.Second, "repair on n1", func() error {
 		routes := mustExec(t, f, nodes[1], "ip", "route", "show", "proto", "78")
 		if !strings.Contains(routes, s2) || strings.Contains(routes, "10.244.250.0/24") {
 			return fmt.Errorf("owned routes:\n%s", routes)
@@ -240,13 +240,13 @@ func (c *cluster) checkRestartAndRepair(t *testing.T) {
 	if n := daemons[1].Metric("hoist_flannel_repaired_entries_total"); n < want {
 		t.Fatalf("repaired entries metric %v, want >= %v", n, want)
 	}
-	waitFor(t, 5*time.Second, "pod 1 -> pod 2 after repair", func() error {
+	testenv.WaitFor(t, 5*time.Second, "pod 1 -> pod 2 after repair", func() error {
 		return expectSeenAs(pods[1].Path, pods[2].IP, pods[1].IP.String())
 	})
 
 	if c.backend == "vxlan" {
 		mustExec(t, f, nodes[1], "ip", "link", "del", "flannel.1")
-		waitFor(t, 10*time.Second, "flannel.1 recreated on n1", func() error {
+		testenv.WaitFor(t, 10*time.Second, "flannel.1 recreated on n1", func() error {
 			return expectSeenAs(pods[1].Path, pods[2].IP, pods[1].IP.String())
 		})
 		if got := strings.TrimSpace(mustExec(t, f, nodes[1], "ip", "route", "show", envs[0].Subnet.Masked().String())); !strings.Contains(got, "dev flannel.1 proto 78 onlink") {
@@ -262,7 +262,7 @@ func (c *cluster) checkNodeRemoval(t *testing.T) {
 	c.daemons[2].Kill()
 	c.s.removeNode(t, c.nodes[2].Name, s2)
 	for _, n := range c.nodes[:2] {
-		waitFor(t, 5*time.Second, "n2 removed from "+n.Name, func() error {
+		testenv.WaitFor(t, 5*time.Second, "n2 removed from "+n.Name, func() error {
 			return c.peerProgrammed(t, n, s2, c.nodes[2].IP, false)
 		})
 	}
@@ -280,7 +280,7 @@ func (c *cluster) checkEtcdOutage(t *testing.T) {
 	expiry := d0.Metric("hoist_flannel_lease_expiry_timestamp_seconds")
 	resyncs := d0.Metric("hoist_flannel_resyncs_total")
 	c.s.etcd().Stop()
-	waitFor(t, 15*time.Second, "3 resyncs during the etcd outage", func() error {
+	testenv.WaitFor(t, 15*time.Second, "3 resyncs during the etcd outage", func() error {
 		if n := d0.Metric("hoist_flannel_resyncs_total"); n < resyncs+3 {
 			return fmt.Errorf("%v resyncs", n-resyncs)
 		}
@@ -292,7 +292,7 @@ func (c *cluster) checkEtcdOutage(t *testing.T) {
 	}
 	c.s.etcd().Restart()
 	if c.s.renewsWithinTest() {
-		waitFor(t, 20*time.Second, "lease renewed after the outage", func() error {
+		testenv.WaitFor(t, 20*time.Second, "lease renewed after the outage", func() error {
 			if e := d0.Metric("hoist_flannel_lease_expiry_timestamp_seconds"); e <= expiry {
 				return fmt.Errorf("expiry still %v", e)
 			}
@@ -303,7 +303,7 @@ func (c *cluster) checkEtcdOutage(t *testing.T) {
 	late := netip.MustParsePrefix("10.244.241.0/24")
 	c.s.addPeer(t, "late", late, c.nodes[2].IP, c.backend)
 	for _, n := range c.nodes[:2] {
-		waitFor(t, 30*time.Second, "a peer added after the outage on "+n.Name, func() error {
+		testenv.WaitFor(t, 30*time.Second, "a peer added after the outage on "+n.Name, func() error {
 			return c.peerProgrammed(t, n, late, c.nodes[2].IP, true)
 		})
 	}

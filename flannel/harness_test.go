@@ -90,7 +90,7 @@ func (d *flanneld) Kill() {
 func (d *flanneld) Env() subnetenv.Env {
 	d.t.Helper()
 	var env subnetenv.Env
-	waitFor(d.t, 20*time.Second, "subnet.env of "+d.node.Name, func() error {
+	testenv.WaitFor(d.t, 20*time.Second, "subnet.env of "+d.node.Name, func() error {
 		var err error
 		env, err = subnetenv.Read(d.subnetFile)
 		return err
@@ -128,7 +128,7 @@ func (d *flanneld) Get(path string) (int, string, error) {
 // WaitHealthy waits for /healthz to answer 200.
 func (d *flanneld) WaitHealthy() {
 	d.t.Helper()
-	waitFor(d.t, 20*time.Second, "flanneld healthy on "+d.node.Name, func() error {
+	testenv.WaitFor(d.t, 20*time.Second, "flanneld healthy on "+d.node.Name, func() error {
 		code, body, err := d.Get("/healthz")
 		if err == nil && code != 200 {
 			err = fmt.Errorf("%d %s", code, body)
@@ -321,22 +321,6 @@ func mustExec(t *testing.T, f *fabric.Fabric, node fabric.Node, argv ...string) 
 		t.Fatal(err)
 	}
 	return string(out)
-}
-
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func lastLines(s string, n int) string {

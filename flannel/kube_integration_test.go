@@ -112,7 +112,7 @@ func TestIntegrationKubeSubnetManagerSamePublicIP(t *testing.T) {
 	d1 := newFlanneld(t, f, nodes[1], "--subnet-mgr", "kube", "--kubeconfig", kc1, "--iface", "eth0", "--healthz-address", "-")
 	d1.Start()
 	want := fmt.Sprintf("nodes %s and %s both claim public IP %s", nodes[0].Name, nodes[1].Name, nodes[0].IP)
-	waitFor(t, 30*time.Second, "the conflict error on n1", func() error {
+	testenv.WaitFor(t, 30*time.Second, "the conflict error on n1", func() error {
 		log, _ := os.ReadFile(d1.logPath)
 		if !strings.Contains(string(log), want) {
 			return fmt.Errorf("log has no %q", want)

@@ -10,6 +10,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/hoist-project/hoist/internal/testenv"
 )
 
 func lockFor(client kubernetes.Interface, id string) resourcelock.Interface {
@@ -17,17 +19,6 @@ func lockFor(client kubernetes.Interface, id string) resourcelock.Interface {
 		LeaseMeta:  metav1.ObjectMeta{Namespace: "kube-system", Name: "hoist-test"},
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -103,19 +94,19 @@ func TestLostLeaseEndsLeadership(t *testing.T) {
 			},
 		})
 	}()
-	waitFor(t, "a to lead", leading.Load)
+	testenv.WaitUntil(t, 10*time.Second, "a to lead", leading.Load)
 	// Another identity overwrites the record with a far-future lease; a's
 	// updates now fail the holder check and its renewals time out.
 	other := lockFor(client, "intruder")
 	now := metav1.Now()
-	waitFor(t, "intruder update", func() bool {
+	testenv.WaitUntil(t, 10*time.Second, "intruder update", func() bool {
 		if _, _, err := other.Get(context.Background()); err != nil {
 			return false
 		}
 		return other.Update(context.Background(), resourcelock.LeaderElectionRecord{
 			HolderIdentity: "intruder", LeaseDurationSeconds: 3600, AcquireTime: now, RenewTime: now}) == nil
 	})
-	waitFor(t, "a to give up", lost.Load)
+	testenv.WaitUntil(t, 10*time.Second, "a to give up", lost.Load)
 	if err := <-errc; err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -9,8 +9,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/hoist-project/hoist/internal/testenv"
 )
 
 // TestNodesOnFakeClient covers the wiring on a fake clientset; the real
@@ -42,14 +43,14 @@ func TestNodesOnFakeClient(t *testing.T) {
 		return l.Spec.RenewTime.Time
 	}
 	first := leaseTime()
-	poll(t, "lease h-1 renewed", func() bool { return leaseTime().After(first) })
+	testenv.WaitUntil(t, 30*time.Second, "lease h-1 renewed", func() bool { return leaseTime().After(first) })
 
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-p"},
 		Spec: corev1.PodSpec{NodeName: "h-1", Containers: []corev1.Container{{Name: "c", Image: "pause"}}}}
 	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "pod p running", func() bool {
+	testenv.WaitUntil(t, 30*time.Second, "pod p running", func() bool {
 		p, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
 		return err == nil && isRunning(p) && p.Status.PodIP == "100.64.1.2"
 	})
@@ -70,19 +71,11 @@ func TestNodesOnFakeClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	poll(t, "terminating pod acknowledged", func() bool {
+	testenv.WaitUntil(t, 30*time.Second, "terminating pod acknowledged", func() bool {
 		_, err := client.CoreV1().Pods("default").Get(ctx, "gone", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
 	if _, err := client.CoreV1().Pods("default").Get(ctx, "stuck", metav1.GetOptions{}); err != nil {
 		t.Fatalf("pod on the dead node h-2 was deleted: %v", err)
-	}
-}
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 30*time.Second, true,
-		func(context.Context) (bool, error) { return cond(), nil }); err != nil {
-		t.Fatalf("%s: %v", what, err)
 	}
 }

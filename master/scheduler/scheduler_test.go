@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/hoist-project/hoist/internal/informers"
+	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/master/controllers/ctrltest"
 	"github.com/hoist-project/hoist/master/controllers/fakeapi"
 )
@@ -49,17 +50,12 @@ func start(t *testing.T, client kubernetes.Interface) *Scheduler {
 
 func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, err := cond()
-		if ok {
-			return
+	testenv.WaitFor(t, 10*time.Second, what, func() error {
+		if ok, err := cond(); !ok {
+			return fmt.Errorf("not yet (last error: %v)", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (last error: %v)", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func nodeOf(client kubernetes.Interface, name string) (string, error) {

@@ -147,18 +147,6 @@ func childrenOf(t *testing.T, ppid uint32) map[int]string {
 	return out
 }
 
-// waitFor polls cond every 20ms until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestIntegrationImportAndRunPause(t *testing.T) {
 	d := startContainerd(t)
 	ctx := d.ctx
@@ -174,10 +162,10 @@ func TestIntegrationImportAndRunPause(t *testing.T) {
 
 	const n = 3
 	orphanSleepers(t, ctx, ctr, helper, n)
-	waitFor(t, 5*time.Second, "the orphaned sleeps to be reparented to pause", func() bool {
+	testenv.WaitUntil(t, 5*time.Second, "the orphaned sleeps to be reparented to pause", func() bool {
 		return len(childrenOf(t, pause.Pid())) == n
 	})
-	waitFor(t, 10*time.Second, "pause to reap its exited children", func() bool {
+	testenv.WaitUntil(t, 10*time.Second, "pause to reap its exited children", func() bool {
 		return len(childrenOf(t, pause.Pid())) == 0
 	})
 
@@ -212,7 +200,7 @@ func TestIntegrationZombieCheckCatchesNonReaper(t *testing.T) {
 		}
 		return z
 	}
-	waitFor(t, 10*time.Second, "the orphans to exit", func() bool { return zombies() == n })
+	testenv.WaitUntil(t, 10*time.Second, "the orphans to exit", func() bool { return zombies() == n })
 	time.Sleep(500 * time.Millisecond) // a property over time: the zombies must stay
 	if z := zombies(); z != n {
 		t.Fatalf("%d zombies left under a non-reaping init, want %d", z, n)
@@ -250,7 +238,7 @@ func TestIntegrationImportAndRunNetexec(t *testing.T) {
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
 
 	var body string
-	waitFor(t, 15*time.Second, "GET /hostname in the pod netns", func() bool {
+	testenv.WaitUntil(t, 15*time.Second, "GET /hostname in the pod netns", func() bool {
 		body, err = testenv.HTTPGetFrom(nsPath, "http://127.0.0.1:8080/hostname")
 		return err == nil
 	})

@@ -59,17 +59,6 @@ func vxlanAttrs(ip string) subnet.Attrs {
 	return subnet.Attrs{PublicIP: netip.MustParseAddr(ip), BackendType: "vxlan", BackendData: json.RawMessage(`{"VNI":1,"VtepMAC":"0e:aa:bb:cc:dd:ee"}`)}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestAcquireLeaseWaitsForPodCIDRAndPublishes(t *testing.T) {
 	client := fake.NewClientset()
 	m, logs, ctx := newManager(t, client, "n1")
@@ -82,11 +71,11 @@ func TestAcquireLeaseWaitsForPodCIDRAndPublishes(t *testing.T) {
 		l, err := m.AcquireLease(ctx, vxlanAttrs("192.0.2.1"), netip.Prefix{})
 		done <- result{l, err}
 	}()
-	waitFor(t, "the not-registered message", func() bool { return strings.Contains(logs.String(), "node n1 is not registered in the API yet") })
+	testenv.WaitUntil(t, 20*time.Second, "the not-registered message", func() bool { return strings.Contains(logs.String(), "node n1 is not registered in the API yet") })
 	if _, err := client.CoreV1().Nodes().Create(ctx, node("n1", "", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the no-podCIDR message", func() bool {
+	testenv.WaitUntil(t, 20*time.Second, "the no-podCIDR message", func() bool {
 		return strings.Contains(logs.String(), "node n1 has no spec.podCIDR yet: is the master's nodeipam controller running with --cluster-cidr 10.244.0.0/16?")
 	})
 	select {
@@ -189,7 +178,7 @@ func TestRenewLease(t *testing.T) {
 	if _, err := client.CoreV1().Nodes().Update(ctx, node("n1", "10.244.1.0/24", nil), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the informer to see the stripped node", func() bool {
+	testenv.WaitUntil(t, 20*time.Second, "the informer to see the stripped node", func() bool {
 		n, _ := m.nodes.Get("n1")
 		return n != nil && len(n.Annotations) == 0
 	})
@@ -204,7 +193,7 @@ func TestRenewLease(t *testing.T) {
 	if _, err := client.CoreV1().Nodes().Update(ctx, node("n1", "10.244.2.0/24", nil), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the informer to see the new podCIDR", func() bool {
+	testenv.WaitUntil(t, 20*time.Second, "the informer to see the new podCIDR", func() bool {
 		n, _ := m.nodes.Get("n1")
 		return n != nil && n.Spec.PodCIDR == "10.244.2.0/24"
 	})
@@ -214,7 +203,7 @@ func TestRenewLease(t *testing.T) {
 	if err := client.CoreV1().Nodes().Delete(ctx, "n1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the informer to see the deletion", func() bool { _, err := m.nodes.Get("n1"); return err != nil })
+	testenv.WaitUntil(t, 20*time.Second, "the informer to see the deletion", func() bool { _, err := m.nodes.Get("n1"); return err != nil })
 	if err := m.RenewLease(ctx, l); !errors.Is(err, subnet.ErrLeaseGone) {
 		t.Fatalf("renew after node deletion: %v, want ErrLeaseGone", err)
 	}

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -175,19 +176,13 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// waitFor polls cond every 100 ms until it holds or timeout passes; the
-// last detail it returned goes into the failure.
+// waitFor is testenv.WaitFor for conditions that report a detail.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
+	testenv.WaitFor(t, timeout, what, func() error {
+		if ok, detail := cond(); !ok {
+			return errors.New(detail)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %s (last: %s)", what, timeout, detail)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }

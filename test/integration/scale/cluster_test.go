@@ -42,6 +42,8 @@ func TestE2EHollowCluster(t *testing.T) {
 	t.Run("Spread", func(t *testing.T) { testSpread(t, m, nodes.Names()) })
 	t.Run("RollingUpdateKeepsAvailability", func(t *testing.T) { testRollingUpdate(t, m) })
 	t.Run("KubectlRolloutUndo", func(t *testing.T) { testRolloutUndo(t, m, kubectl) })
+	t.Run("KubectlRolloutPauseResumeRestart", func(t *testing.T) { testRolloutPauseResumeRestart(t, m, kubectl) })
+	t.Run("KubectlStatefulSetRollout", func(t *testing.T) { testStatefulSetRollout(t, m, kubectl) })
 	t.Run("DaemonSetFollowsNodes", func(t *testing.T) { testDaemonSet(t, m) })
 	t.Run("KubectlDaemonSetRolloutUndo", func(t *testing.T) { testDaemonSetRolloutUndo(t, m, kubectl) })
 	t.Run("NamespaceDeletion", func(t *testing.T) { testNamespaceDeletion(t, m) })

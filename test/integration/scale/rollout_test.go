@@ -78,3 +78,122 @@ func testDaemonSetRolloutUndo(t *testing.T, m *master, kubectl string) {
 		return strings.Contains(hist, "\n2 ") && strings.Contains(hist, "\n3 ") && !strings.Contains(hist, "\n1 "), hist
 	})
 }
+
+// testRolloutPauseResumeRestart drives `kubectl rollout pause|resume|restart`:
+// a paused Deployment takes a new template without rolling it out, resume
+// rolls it out, restart rolls the same template out again.
+func testRolloutPauseResumeRestart(t *testing.T, m *master, kubectl string) {
+	ns := createNamespace(t, m.Client, "pause")
+	run := kubectlIn(t, kubectl, m, ns)
+	ctx := context.Background()
+	if _, err := m.Client.AppsV1().Deployments(ns).Create(ctx, deployment("web", 3, "img:v1", 1, 0, false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run("rollout", "status", "deployment/web", "--timeout=90s")
+	run("rollout", "pause", "deployment/web")
+	run("set", "image", "deployment/web", "c=img:v2")
+	waitFor(t, "the paused template change observed", 30*time.Second, func() (bool, string) {
+		d, err := m.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.Status.ObservedGeneration == d.Generation && progressingReason(d) == "DeploymentPaused",
+			fmt.Sprintf("generation %d observed %d, Progressing reason %q", d.Generation, d.Status.ObservedGeneration, progressingReason(d))
+	})
+	if n := len(replicaSets(t, m, ns)); n != 1 {
+		t.Fatalf("paused Deployment has %d ReplicaSets, want 1 (no rollout while paused)", n)
+	}
+	for _, p := range livePods(t, m.Client, ns, "app=web") {
+		if img := p.Spec.Containers[0].Image; img != "img:v1" {
+			t.Fatalf("pod %s runs %s while the Deployment is paused", p.Name, img)
+		}
+	}
+
+	run("rollout", "resume", "deployment/web")
+	run("rollout", "status", "deployment/web", "--timeout=90s")
+	waitFor(t, "3 pods of img:v2 and no others", 60*time.Second, func() (bool, string) {
+		imgs := map[string]int{}
+		for _, p := range livePods(t, m.Client, ns, "app=web") {
+			imgs[p.Spec.Containers[0].Image]++
+		}
+		return imgs["img:v2"] == 3 && len(imgs) == 1, fmt.Sprint(imgs)
+	})
+
+	run("rollout", "restart", "deployment/web")
+	run("rollout", "status", "deployment/web", "--timeout=90s")
+	const restartedAt = "kubectl.kubernetes.io/restartedAt"
+	waitFor(t, "3 restarted pods and no others", 60*time.Second, func() (bool, string) {
+		restarted, other := 0, 0
+		for _, p := range livePods(t, m.Client, ns, "app=web") {
+			if p.Annotations[restartedAt] != "" && p.Spec.Containers[0].Image == "img:v2" {
+				restarted++
+			} else {
+				other++
+			}
+		}
+		return restarted == 3 && other == 0, fmt.Sprintf("%d restarted, %d other", restarted, other)
+	})
+	if n := len(replicaSets(t, m, ns)); n != 3 {
+		t.Fatalf("after v1, v2 and a restart the Deployment has %d ReplicaSets, want 3", n)
+	}
+}
+
+// testStatefulSetRollout drives a StatefulSet's rolling update through
+// kubectl: rollout status, history (one revision per template) and undo.
+func testStatefulSetRollout(t *testing.T, m *master, kubectl string) {
+	ns := createNamespace(t, m.Client, "stsroll")
+	run := kubectlIn(t, kubectl, m, ns)
+	replicas := int32(3)
+	set := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas, ServiceName: "db",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: podTemplate("db", "img:v1", false),
+		},
+	}
+	if _, err := m.Client.AppsV1().StatefulSets(ns).Create(context.Background(), set, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	images := func() (bool, string) {
+		imgs := map[string]string{}
+		for _, p := range livePods(t, m.Client, ns, "app=db") {
+			imgs[p.Name] = p.Spec.Containers[0].Image
+		}
+		return len(imgs) == 3, fmt.Sprint(imgs)
+	}
+	want := func(image string) func() (bool, string) {
+		return func() (bool, string) {
+			_, detail := images()
+			return detail == fmt.Sprintf("map[db-0:%s db-1:%s db-2:%s]", image, image, image), detail
+		}
+	}
+	run("rollout", "status", "statefulset/db", "--timeout=90s")
+	run("set", "image", "statefulset/db", "c=img:v2")
+	run("rollout", "status", "statefulset/db", "--timeout=90s")
+	waitFor(t, "db-0..2 on img:v2", 30*time.Second, want("img:v2"))
+	if hist := run("rollout", "history", "statefulset/db"); !strings.Contains(hist, "\n1 ") || !strings.Contains(hist, "\n2 ") {
+		t.Fatalf("rollout history should list revisions 1 and 2:\n%s", hist)
+	}
+	run("rollout", "undo", "statefulset/db")
+	run("rollout", "status", "statefulset/db", "--timeout=90s")
+	waitFor(t, "db-0..2 back on img:v1", 30*time.Second, want("img:v1"))
+}
+
+func progressingReason(d *appsv1.Deployment) string {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func replicaSets(t *testing.T, m *master, ns string) []appsv1.ReplicaSet {
+	t.Helper()
+	list, err := m.Client.AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}

@@ -5,67 +5,59 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync"
 
+	"github.com/hoist-project/hoist/master/apiserver/openapi"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// The OpenAPI v3 documents list every path with its operations, the
-// x-kubernetes-group-version-kind extension and the query parameters the
-// server honours. kubectl reads them to learn that the server validates
-// fields itself (fieldValidation), and falls back to its compiled-in types
-// for strategic merge patches, so no schemas are published yet.
+// The OpenAPI v3 documents (one per group/version, see package openapi)
+// are built on the first request, not at start, so a master nobody runs
+// kubectl explain/apply against does not hold them, and then kept: they
+// only change with the binary. /openapi/v2 is not served; kubectl 1.32
+// uses v3 for explain, apply and field validation.
 
-var writeParams = []map[string]any{
-	queryParam("dryRun"), queryParam("fieldManager"), queryParam("fieldValidation"),
+// openAPIDoc is one serialized document and its hash, which the index
+// puts in the document's URL so clients can cache it.
+type openAPIDoc struct {
+	data []byte
+	hash string
 }
 
-func queryParam(name string) map[string]any {
-	return map[string]any{"name": name, "in": "query", "schema": map[string]any{"type": "string", "uniqueItems": true}}
+type openAPIDocs struct {
+	once sync.Once
+	byGV map[string]openAPIDoc // by group/version path
 }
 
-func gvPath(gv schema.GroupVersion) string {
-	if gv.Group == "" {
-		return "api/" + gv.Version
-	}
-	return "apis/" + gv.Group + "/" + gv.Version
-}
-
-func (s *Server) openAPIDoc(gv schema.GroupVersion) map[string]any {
-	paths := map[string]any{}
-	for _, st := range s.cfg.Stores {
-		res := st.Res
-		if res.GroupVersion != gv {
-			continue
+// openAPIDocs builds the documents once.
+func (s *Server) openAPIDocs() map[string]openAPIDoc {
+	s.openapi.once.Do(func() {
+		var resources []openapi.Resource
+		for _, st := range s.cfg.Stores {
+			resources = append(resources, openapi.Resource{Kind: st.Res.GroupVersionKind(), Name: st.Res.Name,
+				Namespaced: st.Res.Namespaced, Subresources: st.Res.Subresources})
 		}
-		ext := map[string]string{"group": gv.Group, "version": gv.Version, "kind": res.Kind}
-		op := func(action string, params []map[string]any) map[string]any {
-			return map[string]any{
-				"operationId": action + res.Kind, "x-kubernetes-action": action,
-				"x-kubernetes-group-version-kind": ext, "parameters": params,
-				"responses": map[string]any{"200": map[string]any{"description": "OK"}},
+		typeOf := func(gvk schema.GroupVersionKind) reflect.Type {
+			obj, err := s.cfg.Scheme.New(gvk)
+			if err != nil {
+				return nil
 			}
+			return reflect.TypeOf(obj)
 		}
-		base := "/" + gvPath(gv) + "/"
-		if res.Namespaced {
-			base += "namespaces/{namespace}/"
+		s.openapi.byGV = map[string]openAPIDoc{}
+		for _, gv := range s.groups {
+			data, err := json.Marshal(openapi.Document("Kubernetes", s.cfg.Version.GitVersion, gv, resources, typeOf))
+			if err != nil {
+				panic(err) // maps of JSON values only: cannot fail
+			}
+			sum := sha512.Sum512(data)
+			s.openapi.byGV[openapi.GroupVersionPath(gv)] = openAPIDoc{data: data, hash: strings.ToUpper(hex.EncodeToString(sum[:]))}
 		}
-		base += res.Name
-		paths[base] = map[string]any{"get": op("list", nil), "post": op("post", writeParams)}
-		item := map[string]any{"get": op("get", nil), "put": op("put", writeParams),
-			"patch": op("patch", append(writeParams, queryParam("force"))), "delete": op("delete", nil)}
-		paths[base+"/{name}"] = item
-		for _, sub := range res.Subresources {
-			paths[base+"/{name}/"+sub] = item
-		}
-	}
-	return map[string]any{
-		"openapi":    "3.0.0",
-		"info":       map[string]any{"title": "Kubernetes", "version": s.cfg.Version.GitVersion},
-		"paths":      paths,
-		"components": map[string]any{"schemas": map[string]any{}},
-	}
+	})
+	return s.openapi.byGV
 }
 
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request, path string) {
@@ -74,24 +66,33 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request, path strin
 		writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, path))
 		return
 	}
+	docs := s.openAPIDocs()
 	rest = strings.Trim(rest, "/")
 	if rest == "" {
 		index := map[string]any{}
-		for _, gv := range s.groups {
-			data, _ := json.Marshal(s.openAPIDoc(gv))
-			sum := sha512.Sum512(data)
-			index[gvPath(gv)] = map[string]string{"serverRelativeURL": "/openapi/v3/" + gvPath(gv) + "?hash=" + strings.ToUpper(hex.EncodeToString(sum[:]))}
+		for gv, doc := range docs {
+			index[gv] = map[string]string{"serverRelativeURL": "/openapi/v3/" + gv + "?hash=" + doc.hash}
 		}
 		writeObject(w, r, http.StatusOK, map[string]any{"paths": index})
 		return
 	}
-	for _, gv := range s.groups {
-		if gvPath(gv) == rest {
-			data, _ := json.Marshal(s.openAPIDoc(gv))
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(data)
-			return
-		}
+	doc, ok := docs[rest]
+	if !ok {
+		writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, path))
+		return
 	}
-	writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, path))
+	etag := `"` + doc.hash + `"`
+	w.Header().Set("ETag", etag)
+	if r.URL.Query().Get("hash") == doc.hash {
+		// The URL names this very content: clients may keep it.
+		w.Header().Set("Cache-Control", "public, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache, private")
+	}
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(doc.data)
 }

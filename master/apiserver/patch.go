@@ -2,16 +2,21 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/hoist-project/hoist/master/registry"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // applyPatch applies a patch of the given content type to original (JSON)
@@ -69,7 +74,11 @@ func (h *handler) patch() error {
 			if err != nil {
 				return nil, err
 			}
-			return obj.(*autoscalingv1.Scale), nil
+			sc := obj.(*autoscalingv1.Scale)
+			if err := patchPreconditions(h.st.Res, cur, sc); err != nil {
+				return nil, err
+			}
+			return sc, nil
 		})
 	}
 	gvk := h.st.Res.GroupVersionKind()
@@ -87,8 +96,34 @@ func (h *handler) patch() error {
 		if err != nil {
 			return nil, err
 		}
+		oldAcc, _ := meta.Accessor(old)
+		acc, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if err := patchPreconditions(h.st.Res, oldAcc, acc); err != nil {
+			return nil, err
+		}
 		return obj, nil
 	})
+}
+
+// patchPreconditions applies upstream's rules for the metadata a patch
+// leaves in the object. A resourceVersion other than the current one
+// (whichever patch type set it) is an optimistic-concurrency precondition
+// that failed: 409, so a client can patch "only if unchanged since I read
+// it". A different uid is an attempt to change an immutable field: 422.
+// Both are checked against the object the patch was applied to, on every
+// retry, so a concurrent write between read and write is caught too.
+func patchPreconditions(res *registry.Resource, cur, patched metav1.Object) error {
+	if rv := patched.GetResourceVersion(); rv != "" && rv != cur.GetResourceVersion() {
+		return apierrors.NewConflict(res.GroupVersionResource().GroupResource(), cur.GetName(), errors.New(registry.OptimisticLockMsg))
+	}
+	if uid := patched.GetUID(); uid != "" && uid != cur.GetUID() {
+		return apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), cur.GetName(), field.ErrorList{
+			field.Invalid(field.NewPath("metadata", "uid"), uid, "field is immutable")})
+	}
+	return nil
 }
 
 func (h *handler) readPatchBody() ([]byte, error) {

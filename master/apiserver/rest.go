@@ -320,6 +320,12 @@ func (h *handler) admittedUpdate(precondition string, fn registry.UpdateFunc) er
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), h.info.Name))
 		}
 		if oldAcc, err := meta.Accessor(old); err == nil {
+			// A uid in the body is a precondition, as upstream (worded like
+			// the store's delete preconditions); none means the stored one.
+			if uid := acc.GetUID(); uid != "" && uid != oldAcc.GetUID() {
+				return nil, apierrors.NewConflict(h.st.Res.GroupVersionResource().GroupResource(), h.info.Name,
+					fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", uid, oldAcc.GetUID()))
+			}
 			acc.SetUID(oldAcc.GetUID())
 		}
 		if h.st.Res.Namespaced && acc.GetNamespace() == "" {

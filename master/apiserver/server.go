@@ -43,7 +43,8 @@ type Server struct {
 	cfg    Config
 	stores map[schema.GroupVersionResource]*registry.Store
 	// groups in discovery order; core ("") first.
-	groups []schema.GroupVersion
+	groups  []schema.GroupVersion
+	openapi openAPIDocs
 }
 
 // New returns the handler serving cfg.Stores.

@@ -41,6 +41,7 @@ func TestBenchReportMaster(t *testing.T) {
 	var raw strings.Builder
 	loadBefore := loadAvg()
 	benchCreate(t, &rep, &raw)
+	benchUpdate(t, &rep, &raw)
 	benchFanout(t, &rep, &raw)
 	benchRSS(t, &rep, &raw)
 	fmt.Fprintf(&rep, "## Machine load\n\nThe machine is shared: /proc/loadavg was `%s` before the run and `%s` after it. "+

@@ -57,6 +57,7 @@ func heapInuse(t *testing.T, c *http.Client, base string) float64 {
 type rssResult struct {
 	env                       string
 	idleRSS, fullRSS, fullHWM int64 // KiB
+	fullAnon, fullFile        int64 // KiB: RSS of the Go heap and runtime vs. mapped files (etcd's bbolt database)
 	idleHeap, fullHeap        float64
 	wall                      time.Duration
 }
@@ -104,8 +105,8 @@ func benchRSS(t *testing.T, rep, raw *strings.Builder) {
 		}
 		fmt.Fprintf(rep, "| %s | %s | %.0f MiB | %s | %s | %.0f MiB | %s |\n", env, mib(r.idleRSS), r.idleHeap/(1<<20),
 			mib(r.fullRSS), mib(r.fullHWM), r.fullHeap/(1<<20), r.wall.Round(time.Millisecond))
-		fmt.Fprintf(raw, "rss env=%q idle=%dKiB heap=%.0fB pods=%d rss=%dKiB hwm=%dKiB heap=%.0fB\n",
-			r.env, r.idleRSS, r.idleHeap, rssPods, r.fullRSS, r.fullHWM, r.fullHeap)
+		fmt.Fprintf(raw, "rss env=%q idle=%dKiB heap=%.0fB pods=%d rss=%dKiB (anon=%dKiB file=%dKiB) hwm=%dKiB heap=%.0fB\n",
+			r.env, r.idleRSS, r.idleHeap, rssPods, r.fullRSS, r.fullAnon, r.fullFile, r.fullHWM, r.fullHeap)
 	}
 	fmt.Fprintf(rep, "\nTarget: < 250 MiB with %d pods.\n\n", rssPods)
 }
@@ -201,8 +202,16 @@ func masterRSS(t *testing.T, env string) rssResult {
 	})
 	time.Sleep(10 * time.Second) // let informers and the watch cache settle
 	fullRSS, fullHWM, fullHeap := procStatusKiB(t, pid, "VmRSS"), procStatusKiB(t, pid, "VmHWM"), heapInuse(t, client, base)
+	fullAnon, fullFile := procStatusKiB(t, pid, "RssAnon"), procStatusKiB(t, pid, "RssFile")
 	if n := countPods(t, client, base, "rss"); n != rssPods {
 		t.Fatalf("%d pods stored at the measurement, want %d", n, rssPods)
 	}
-	return rssResult{env: env, idleRSS: idleRSS, idleHeap: idleHeap, fullRSS: fullRSS, fullHWM: fullHWM, fullHeap: fullHeap, wall: wall}
+	return rssResult{env: env, idleRSS: idleRSS, idleHeap: idleHeap, fullRSS: fullRSS, fullHWM: fullHWM, fullAnon: fullAnon, fullFile: fullFile, fullHeap: fullHeap, wall: wall}
+}
+
+// TestBenchRSS runs the memory measurement alone and logs its table.
+func TestBenchRSS(t *testing.T) {
+	var rep, raw strings.Builder
+	benchRSS(t, &rep, &raw)
+	t.Log("\n" + rep.String() + raw.String())
 }

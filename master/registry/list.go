@@ -60,28 +60,73 @@ func (s *Store) supportsField(label string) bool {
 	return false
 }
 
-// Matches reports whether obj passes the filter.
-func (s *Store) Matches(f Filter, obj runtime.Object) bool {
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return false
-	}
-	if !f.Labels.Matches(labels.Set(acc.GetLabels())) {
-		return false
-	}
-	if f.Fields.Empty() {
-		return true
-	}
-	set := fields.Set{"metadata.name": acc.GetName()}
-	if s.Res.Namespaced {
-		set["metadata.namespace"] = acc.GetNamespace()
-	}
-	if s.Res.Fields != nil {
-		for k, v := range s.Res.Fields(obj) {
-			set[k] = v
+// attrs are what selectors match on: the watch cache keeps them beside
+// each encoded object, so filtering needs no decoding.
+type attrs struct {
+	labels labels.Set
+	fields fieldList
+}
+
+// fieldList is a fields.Fields of alternating names and values: a map
+// would cost several times the memory for its few entries.
+type fieldList []string
+
+func (l fieldList) Has(field string) bool {
+	for i := 0; i < len(l); i += 2 {
+		if l[i] == field {
+			return true
 		}
 	}
-	return f.Fields.Matches(set)
+	return false
+}
+
+func (l fieldList) Get(field string) string {
+	for i := 0; i < len(l); i += 2 {
+		if l[i] == field {
+			return l[i+1]
+		}
+	}
+	return ""
+}
+
+// attrsOf returns obj's labels and selectable fields (nil if obj has no
+// metadata, which then matches nothing).
+func (s *Store) attrsOf(obj runtime.Object) *attrs {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil
+	}
+	var extra fields.Set
+	if s.Res.Fields != nil {
+		extra = s.Res.Fields(obj)
+	}
+	l := make(fieldList, 0, 4+2*len(extra))
+	l = append(l, "metadata.name", acc.GetName())
+	if s.Res.Namespaced {
+		l = append(l, "metadata.namespace", acc.GetNamespace())
+	}
+	for k, v := range extra {
+		l = append(l, k, v)
+	}
+	return &attrs{labels: acc.GetLabels(), fields: l}
+}
+
+// matchAttrs reports whether an object with attributes a passes the filter.
+func matchAttrs(f Filter, a *attrs) bool {
+	return a != nil && f.Labels.Matches(a.labels) && (f.Fields.Empty() || f.Fields.Matches(a.fields))
+}
+
+// cacheMatcher is f as a watch cache attribute matcher (nil: everything).
+func cacheMatcher(f Filter) func(any) bool {
+	if f.Labels.Empty() && f.Fields.Empty() {
+		return nil
+	}
+	return func(a any) bool { return matchAttrs(f, a.(*attrs)) }
+}
+
+// Matches reports whether obj passes the filter.
+func (s *Store) Matches(f Filter, obj runtime.Object) bool {
+	return matchAttrs(f, s.attrsOf(obj))
 }
 
 // ListOptions of one list call.
@@ -108,15 +153,15 @@ func (s *Store) List(ctx context.Context, ns string, o ListOptions) (runtime.Obj
 	}
 	switch {
 	case o.Continue == "" && (o.ResourceVersion == "0" || (o.ResourceVersion != "" && rvMatch == metav1.ResourceVersionMatchNotOlderThan && s.cacheAtLeast(ctx, o.ResourceVersion))):
-		objs, rev, err := s.cache.List(ctx, s.keyPrefix(ns))
+		// The cache filters on attributes and decodes only what matches,
+		// into new objects.
+		objs, rev, err := s.cache.List(ctx, s.keyPrefix(ns), cacheMatcher(o.Filter))
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
+		items = make([]runtime.Object, 0, len(objs))
 		for _, x := range objs {
-			obj := x.(runtime.Object)
-			if s.Matches(o.Filter, obj) {
-				items = append(items, obj.DeepCopyObject())
-			}
+			items = append(items, x.(runtime.Object))
 		}
 		lm.ResourceVersion = strconv.FormatInt(rev, 10)
 	default:
@@ -234,7 +279,8 @@ func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan wa
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", o.ResourceVersion))
 		}
 	}
-	wo := storage.WatchOptions{FromRevision: from, KeyPrefix: s.keyPrefix(ns), SendInitialEvents: o.SendInitialEvents}
+	wo := storage.WatchOptions{FromRevision: from, KeyPrefix: s.keyPrefix(ns), SendInitialEvents: o.SendInitialEvents,
+		Match: cacheMatcher(o.Filter)}
 	if o.Bookmarks {
 		wo.BookmarkInterval = o.BookmarkInterval
 	}
@@ -290,7 +336,7 @@ func (s *Store) filterEvent(f Filter, ev storage.CacheEvent) (watch.Event, bool)
 		return watch.Event{Type: watch.Bookmark, Object: obj}, true
 	}
 	shared := ev.Obj.(runtime.Object)
-	cur := s.Matches(f, shared)
+	cur := matchAttrs(f, ev.Attrs.(*attrs))
 	var obj runtime.Object
 	if ev.Memo != nil {
 		obj = NewSharedObject(shared, ev.Memo)
@@ -298,8 +344,8 @@ func (s *Store) filterEvent(f Filter, ev storage.CacheEvent) (watch.Event, bool)
 		obj = shared.DeepCopyObject()
 	}
 	prev := false
-	if ev.PrevObj != nil {
-		prev = s.Matches(f, ev.PrevObj.(runtime.Object))
+	if ev.PrevAttrs != nil {
+		prev = matchAttrs(f, ev.PrevAttrs.(*attrs))
 	}
 	switch ev.Type {
 	case storage.Removed:
@@ -358,11 +404,12 @@ func (s *Store) etcdWatch(ctx context.Context, ns string, from int64) (<-chan st
 				errc <- err
 				return
 			}
-			ce := storage.CacheEvent{Type: storage.Modified, Key: ev.Key, Obj: obj, PrevObj: obj, Revision: ev.Revision}
+			a := s.attrsOf(obj)
+			ce := storage.CacheEvent{Type: storage.Modified, Key: ev.Key, Obj: obj, Attrs: a, PrevAttrs: a, Revision: ev.Revision}
 			if ev.Type == storage.Deleted {
 				ce.Type = storage.Removed
 			} else if ev.Created {
-				ce.Type, ce.PrevObj = storage.Added, nil
+				ce.Type, ce.PrevAttrs = storage.Added, nil
 			}
 			select {
 			case out <- ce:

@@ -32,8 +32,9 @@ type Store struct {
 // NewStore returns the store of res. Its watch cache starts with Run.
 func NewStore(res *Resource, scheme *runtime.Scheme, etcd *storage.Store) *Store {
 	s := &Store{Res: res, scheme: scheme, etcd: etcd, prefix: "/registry/" + res.Name + "/", now: time.Now}
-	s.cache = storage.NewCacher(etcd, s.prefix, func(_ string, v []byte, rev int64) (any, error) {
-		return decodeFromStorage(scheme, res.GroupVersionKind(), v, rev)
+	s.cache = storage.NewCacher(etcd, s.prefix, storage.Codec{
+		Decode: func(_ string, v []byte, rev int64) (any, error) { return s.decode(v, rev) },
+		Attrs:  func(obj any) any { return s.attrsOf(obj.(runtime.Object)) },
 	}, 1000)
 	return s
 }
@@ -99,13 +100,17 @@ func (s *Store) storageErr(err error, name string) error {
 // OptimisticLockMsg is upstream's text for a stale resourceVersion.
 const OptimisticLockMsg = "the object has been modified; please apply your changes to the latest version and try again"
 
+func (s *Store) decode(value []byte, rev int64) (runtime.Object, error) {
+	return decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), value, rev)
+}
+
 // Get returns one object from etcd.
 func (s *Store) Get(ctx context.Context, ns, name string) (runtime.Object, error) {
 	kv, err := s.etcd.Get(ctx, s.key(ns, name))
 	if err != nil {
 		return nil, s.storageErr(err, name)
 	}
-	obj, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
+	obj, err := s.decode(kv.Value, kv.ModRevision)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
@@ -113,15 +118,14 @@ func (s *Store) Get(ctx context.Context, ns, name string) (runtime.Object, error
 }
 
 // CachedGet returns an object from the watch cache, which may lag etcd a
-// little: for checks where a miss falls back to Get. The object is shared
-// and must not be modified.
+// little: for checks where a miss falls back to Get.
 func (s *Store) CachedGet(ns, name string) (runtime.Object, bool) {
-	obj, ok := s.cache.Get(s.key(ns, name))
+	kv, ok := s.cache.Get(s.key(ns, name))
 	if !ok {
 		return nil, false
 	}
-	o, ok := obj.(runtime.Object)
-	return o, ok
+	obj, err := s.decode(kv.Value, kv.ModRevision)
+	return obj, err == nil
 }
 
 // Create validates and stores a new object in namespace ns.
@@ -165,53 +169,102 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 // (nil, nil) means "nothing to change".
 type UpdateFunc func(old runtime.Object) (runtime.Object, error)
 
+// state is the stored object a read-modify-write starts from.
+type state struct {
+	kv storage.KV
+	// fromCache: read from the watch cache, which may lag etcd. A write
+	// based on it is still exact (it compares the mod revision), but a
+	// decision not to write (an error, a no-op, a failed precondition)
+	// must be taken again on etcd's value.
+	fromCache bool
+}
+
+// readState returns the object at key: from the watch cache when cached
+// is set and the cache has it, otherwise from etcd.
+func (s *Store) readState(ctx context.Context, key string, cached bool) (state, error) {
+	if cached {
+		if kv, ok := s.cache.Get(key); ok {
+			return state{kv, true}, nil
+		}
+	}
+	kv, err := s.etcd.Get(ctx, key)
+	return state{kv: kv}, err
+}
+
 // GuaranteedUpdate applies fn to the stored object and writes the result,
-// retrying on conflicts when preconditionRV is empty.
+// retrying on conflicts when preconditionRV is empty. The first attempt
+// starts from the watch cache and writes with a compare on the cached mod
+// revision: one etcd round trip when the cache is current. A failed
+// compare returns etcd's current value in the same transaction, which the
+// next attempt uses.
 func (s *Store) GuaranteedUpdate(ctx context.Context, ns, name, subresource string, dryRun bool, preconditionRV string, fn UpdateFunc) (runtime.Object, error) {
+	key := s.key(ns, name)
+	st, err := s.readState(ctx, key, !dryRun)
+	// reread replaces a cached state with etcd's, reporting whether it did.
+	reread := func() bool {
+		if !st.fromCache {
+			return false
+		}
+		st, err = s.readState(ctx, key, false)
+		return true
+	}
 	for attempt := 0; ; attempt++ {
-		kv, err := s.etcd.Get(ctx, s.key(ns, name))
 		if err != nil {
 			return nil, s.storageErr(err, name)
 		}
-		old, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
+		old, derr := s.decode(st.kv.Value, st.kv.ModRevision)
+		if derr != nil {
+			return nil, apierrors.NewInternalError(derr)
 		}
-		if preconditionRV != "" && preconditionRV != strconv.FormatInt(kv.ModRevision, 10) {
+		if preconditionRV != "" && preconditionRV != strconv.FormatInt(st.kv.ModRevision, 10) {
+			if reread() {
+				continue
+			}
 			return nil, s.storageErr(storage.ErrConflict, name)
 		}
-		obj, err := fn(old.DeepCopyObject())
-		if err != nil {
-			return nil, err
+		obj, ferr := fn(old.DeepCopyObject())
+		if ferr == nil && obj != nil {
+			ferr = s.prepareUpdate(obj, old, subresource)
 		}
-		if obj == nil {
+		if ferr != nil || obj == nil {
+			if reread() {
+				continue
+			}
+			if ferr != nil {
+				return nil, ferr
+			}
 			return old, nil
-		}
-		if err := s.prepareUpdate(obj, old, subresource); err != nil {
-			return nil, err
 		}
 		acc, _ := meta.Accessor(obj)
 		if dryRun {
 			return obj, nil
 		}
+		var rev int64
+		var werr error
 		if s.readyToDelete(obj, acc) {
-			return s.finalDelete(ctx, ns, name, obj, kv.ModRevision)
+			rev, werr = s.etcd.Delete(ctx, key, st.kv.ModRevision)
+		} else {
+			data, eerr := encodeForStorage(obj, s.Res.GroupVersionKind())
+			if eerr != nil {
+				return nil, apierrors.NewInternalError(eerr)
+			}
+			if string(data) == string(st.kv.Value) {
+				if reread() {
+					continue
+				}
+				return old, nil // no-op update: keep the resourceVersion, as upstream
+			}
+			rev, werr = s.etcd.Update(ctx, key, data, st.kv.ModRevision)
 		}
-		data, err := encodeForStorage(obj, s.Res.GroupVersionKind())
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		if string(data) == string(kv.Value) {
-			return old, nil // no-op update: keep the resourceVersion, as upstream
-		}
-		rev, err := s.etcd.Update(ctx, s.key(ns, name), data, kv.ModRevision)
-		if errors.Is(err, storage.ErrConflict) && preconditionRV == "" && attempt < 10 {
+		var ce *storage.ConflictError
+		if errors.As(werr, &ce) && preconditionRV == "" && attempt < 10 {
+			st = state{kv: ce.Current}
 			continue
 		}
-		if err != nil {
-			return nil, s.storageErr(err, name)
+		if werr != nil {
+			return nil, s.storageErr(werr, name)
 		}
-		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+		_ = setRV(obj, rev)
 		return obj, nil
 	}
 }
@@ -283,15 +336,6 @@ func (s *Store) readyToDelete(obj runtime.Object, acc metav1.Object) bool {
 	return g == nil || *g == 0
 }
 
-func (s *Store) finalDelete(ctx context.Context, ns, name string, obj runtime.Object, modRev int64) (runtime.Object, error) {
-	rev, err := s.etcd.Delete(ctx, s.key(ns, name), modRev)
-	if err != nil {
-		return nil, s.storageErr(err, name)
-	}
-	_ = setRV(obj, rev)
-	return obj, nil
-}
-
 // DeleteOptions of one deletion.
 type DeleteOptions struct {
 	GracePeriodSeconds *int64
@@ -331,26 +375,43 @@ func propagationFinalizers(finalizers []string, policy metav1.DeletionPropagatio
 }
 
 // Delete deletes an object, or marks it for deletion when it has finalizers
-// or a grace period. It returns the object and whether it is gone now.
+// or a grace period. It returns the object and whether it is gone now. Like
+// GuaranteedUpdate it starts from the watch cache and compares the mod
+// revision it read.
 func (s *Store) Delete(ctx context.Context, ns, name string, o DeleteOptions) (runtime.Object, bool, error) {
+	key := s.key(ns, name)
+	gr := s.Res.GroupVersionResource().GroupResource()
+	st, err := s.readState(ctx, key, !o.DryRun)
+	reread := func() bool {
+		if !st.fromCache {
+			return false
+		}
+		st, err = s.readState(ctx, key, false)
+		return true
+	}
 	for attempt := 0; ; attempt++ {
-		kv, err := s.etcd.Get(ctx, s.key(ns, name))
 		if err != nil {
 			return nil, false, s.storageErr(err, name)
 		}
-		obj, err := decodeFromStorage(s.scheme, s.Res.GroupVersionKind(), kv.Value, kv.ModRevision)
-		if err != nil {
-			return nil, false, apierrors.NewInternalError(err)
+		obj, derr := s.decode(st.kv.Value, st.kv.ModRevision)
+		if derr != nil {
+			return nil, false, apierrors.NewInternalError(derr)
 		}
 		acc, _ := meta.Accessor(obj)
 		if p := o.Preconditions; p != nil {
+			var perr error
 			if p.UID != nil && string(acc.GetUID()) != string(*p.UID) {
-				return nil, false, apierrors.NewConflict(s.Res.GroupVersionResource().GroupResource(), name,
+				perr = apierrors.NewConflict(gr, name,
 					fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, acc.GetUID()))
-			}
-			if p.ResourceVersion != nil && acc.GetResourceVersion() != *p.ResourceVersion {
-				return nil, false, apierrors.NewConflict(s.Res.GroupVersionResource().GroupResource(), name,
+			} else if p.ResourceVersion != nil && acc.GetResourceVersion() != *p.ResourceVersion {
+				perr = apierrors.NewConflict(gr, name,
 					fmt.Errorf("precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, acc.GetResourceVersion()))
+			}
+			if perr != nil {
+				if reread() {
+					continue
+				}
+				return nil, false, perr
 			}
 		}
 		var grace int64
@@ -359,50 +420,51 @@ func (s *Store) Delete(ctx context.Context, ns, name string, o DeleteOptions) (r
 		}
 		finalizers, finalizersChanged := propagationFinalizers(acc.GetFinalizers(), o.Propagation)
 		acc.SetFinalizers(finalizers)
-		if grace == 0 && len(acc.GetFinalizers()) == 0 && !s.holdsDeletion(obj) {
+		var rev int64
+		var werr error
+		gone := grace == 0 && len(acc.GetFinalizers()) == 0 && !s.holdsDeletion(obj)
+		if gone {
 			if o.DryRun {
 				return obj, true, nil
 			}
-			rev, err := s.etcd.Delete(ctx, s.key(ns, name), kv.ModRevision)
-			if errors.Is(err, storage.ErrConflict) && attempt < 10 {
-				continue
+			rev, werr = s.etcd.Delete(ctx, key, st.kv.ModRevision)
+		} else {
+			// Graceful: record the deletion and let finalizers / the kubelet finish it.
+			g := acc.GetDeletionGracePeriodSeconds()
+			restart := acc.GetDeletionTimestamp() == nil || (g != nil && *g > grace)
+			if !restart && !finalizersChanged {
+				if reread() {
+					continue
+				}
+				return obj, false, nil // already being deleted, no shorter grace period
 			}
-			if err != nil {
-				return nil, false, s.storageErr(err, name)
+			if restart {
+				now := metav1.NewTime(s.now().Add(time.Duration(grace) * time.Second))
+				acc.SetDeletionTimestamp(&now)
+				acc.SetDeletionGracePeriodSeconds(&grace)
+				if s.Res.StartDeletion != nil {
+					s.Res.StartDeletion(obj)
+				}
 			}
-			_ = setRV(obj, rev)
-			return obj, true, nil
-		}
-		// Graceful: record the deletion and let finalizers / the kubelet finish it.
-		g := acc.GetDeletionGracePeriodSeconds()
-		restart := acc.GetDeletionTimestamp() == nil || (g != nil && *g > grace)
-		if !restart && !finalizersChanged {
-			return obj, false, nil // already being deleted, no shorter grace period
-		}
-		if restart {
-			now := metav1.NewTime(s.now().Add(time.Duration(grace) * time.Second))
-			acc.SetDeletionTimestamp(&now)
-			acc.SetDeletionGracePeriodSeconds(&grace)
-			if s.Res.StartDeletion != nil {
-				s.Res.StartDeletion(obj)
+			if o.DryRun {
+				return obj, false, nil
 			}
+			data, eerr := encodeForStorage(obj, s.Res.GroupVersionKind())
+			if eerr != nil {
+				return nil, false, apierrors.NewInternalError(eerr)
+			}
+			rev, werr = s.etcd.Update(ctx, key, data, st.kv.ModRevision)
 		}
-		if o.DryRun {
-			return obj, false, nil
-		}
-		data, err := encodeForStorage(obj, s.Res.GroupVersionKind())
-		if err != nil {
-			return nil, false, apierrors.NewInternalError(err)
-		}
-		rev, err := s.etcd.Update(ctx, s.key(ns, name), data, kv.ModRevision)
-		if errors.Is(err, storage.ErrConflict) && attempt < 10 {
+		var ce *storage.ConflictError
+		if errors.As(werr, &ce) && attempt < 10 {
+			st = state{kv: ce.Current}
 			continue
 		}
-		if err != nil {
-			return nil, false, s.storageErr(err, name)
+		if werr != nil {
+			return nil, false, s.storageErr(werr, name)
 		}
 		_ = setRV(obj, rev)
-		return obj, false, nil
+		return obj, gone, nil
 	}
 }
 

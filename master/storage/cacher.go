@@ -18,15 +18,17 @@ const (
 	Bookmark = "BOOKMARK"
 )
 
-// CacheEvent is one decoded change. PrevObj is the object before the change
-// (nil for additions) so selector-filtered watchers can tell an object that
+// CacheEvent is one decoded change. Attrs are Obj's selector attributes
+// (see Codec); PrevAttrs those of the object before the change (nil for
+// additions), so selector-filtered watchers can tell an object that
 // stopped matching from one that never did.
 type CacheEvent struct {
-	Type     string
-	Key      string
-	Obj      any
-	PrevObj  any
-	Revision int64
+	Type      string
+	Key       string
+	Obj       any
+	Attrs     any
+	PrevAttrs any
+	Revision  int64
 	// InitialEventsEnd marks the bookmark that ends the initial state of a
 	// watch that asked for it (sendInitialEvents).
 	InitialEventsEnd bool
@@ -49,17 +51,27 @@ func (m *Memo) Get(f func() any) any {
 	return m.val
 }
 
-// Decoder turns a stored value into the caller's object, stamping rev as its
-// resourceVersion.
-type Decoder func(key string, value []byte, rev int64) (any, error)
+// Codec turns stored values into the caller's objects.
+type Codec struct {
+	// Decode returns the object stored at key, stamping rev as its
+	// resourceVersion. Every call returns a new object.
+	Decode func(key string, value []byte, rev int64) (any, error)
+	// Attrs returns what selectors match on (labels, selectable fields) of
+	// a decoded object. The cache keeps these and the encoded value rather
+	// than the decoded object, which is several times larger.
+	Attrs func(obj any) any
+}
 
 // ErrTooOld is returned by Cacher.Watch when the requested revision is older
 // than the cache's event window; the caller may fall back to an etcd watch.
 var ErrTooOld = errors.New("revision older than the watch cache window")
 
+// cachedObj is one object as the cache keeps it: encoded, decoded on
+// demand, with its selector attributes at hand.
 type cachedObj struct {
-	obj any
-	rev int64
+	value []byte
+	rev   int64
+	attrs any
 }
 
 // Cacher mirrors one prefix in memory, fed by a single etcd watch, and serves
@@ -67,7 +79,7 @@ type cachedObj struct {
 type Cacher struct {
 	store    *Store
 	prefix   string
-	decode   Decoder
+	codec    Codec
 	capacity int
 
 	mu       sync.RWMutex // watchers read under RLock, so a broadcast does not serialize them
@@ -82,8 +94,8 @@ type Cacher struct {
 }
 
 // NewCacher returns a cache of prefix keeping at most capacity events.
-func NewCacher(store *Store, prefix string, decode Decoder, capacity int) *Cacher {
-	return &Cacher{store: store, prefix: prefix, decode: decode, capacity: capacity,
+func NewCacher(store *Store, prefix string, codec Codec, capacity int) *Cacher {
+	return &Cacher{store: store, prefix: prefix, codec: codec, capacity: capacity,
 		objs: map[string]cachedObj{}, notify: make(chan struct{})}
 }
 
@@ -107,12 +119,12 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 	}
 	objs := make(map[string]cachedObj, len(res.KVs))
 	for _, kv := range res.KVs {
-		o, err := c.decode(kv.Key, kv.Value, kv.ModRevision)
+		o, err := c.codec.Decode(kv.Key, kv.Value, kv.ModRevision)
 		if err != nil {
 			slog.Warn("watch cache: skipping undecodable object", "key", kv.Key, "err", err)
 			continue
 		}
-		objs[kv.Key] = cachedObj{o, kv.ModRevision}
+		objs[kv.Key] = cachedObj{kv.Value, kv.ModRevision, c.codec.Attrs(o)}
 	}
 	c.mu.Lock()
 	c.gen++
@@ -136,17 +148,18 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 }
 
 func (c *Cacher) apply(ev Event) {
-	obj, err := c.decode(ev.Key, ev.Value, ev.Revision)
+	obj, err := c.codec.Decode(ev.Key, ev.Value, ev.Revision)
 	if err != nil {
 		slog.Warn("watch cache: undecodable event", "key", ev.Key, "err", err)
 		return
 	}
+	attrs := c.codec.Attrs(obj)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev, had := c.objs[ev.Key]
-	ce := CacheEvent{Key: ev.Key, Obj: obj, Revision: ev.Revision, Memo: &Memo{}}
+	ce := CacheEvent{Key: ev.Key, Obj: obj, Attrs: attrs, Revision: ev.Revision, Memo: &Memo{}}
 	if had {
-		ce.PrevObj = prev.obj
+		ce.PrevAttrs = prev.attrs
 	}
 	switch {
 	case ev.Type == Deleted:
@@ -154,10 +167,10 @@ func (c *Cacher) apply(ev Event) {
 		delete(c.objs, ev.Key)
 	case had:
 		ce.Type = Modified
-		c.objs[ev.Key] = cachedObj{obj, ev.Revision}
+		c.objs[ev.Key] = cachedObj{ev.Value, ev.Revision, attrs}
 	default:
 		ce.Type = Added
-		c.objs[ev.Key] = cachedObj{obj, ev.Revision}
+		c.objs[ev.Key] = cachedObj{ev.Value, ev.Revision, attrs}
 	}
 	if len(c.events) >= c.capacity {
 		drop := len(c.events) / 2
@@ -191,40 +204,54 @@ func (c *Cacher) waitReady(ctx context.Context) error {
 	}
 }
 
-// List returns the cached objects under keyPrefix (sorted by key) and the
-// revision they reflect.
-func (c *Cacher) List(ctx context.Context, keyPrefix string) ([]any, int64, error) {
+// List returns the cached objects under keyPrefix whose attributes match
+// (nil: all), sorted by key, newly decoded, and the revision they reflect.
+func (c *Cacher) List(ctx context.Context, keyPrefix string, match func(attrs any) bool) ([]any, int64, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return nil, 0, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	keys := c.keysLocked(keyPrefix)
-	out := make([]any, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, c.objs[k].obj)
+	c.mu.RLock()
+	entries := c.entriesLocked(keyPrefix, match)
+	rev := c.rev
+	c.mu.RUnlock()
+	// Decoding happens outside the lock: values are never modified.
+	out := make([]any, 0, len(entries))
+	for _, e := range entries {
+		obj, err := c.codec.Decode(e.key, e.value, e.rev)
+		if err != nil {
+			return nil, 0, fmt.Errorf("watch cache: decode %s: %w", e.key, err)
+		}
+		out = append(out, obj)
 	}
-	return out, c.rev, nil
+	return out, rev, nil
 }
 
-// Get returns the cached object at key, if the cache is ready and has it.
-// The object is shared: callers must not modify it.
-func (c *Cacher) Get(key string) (any, bool) {
+// Get returns the cached value at key (with its mod revision), if the
+// cache is ready and has it. It may lag etcd: callers either accept that
+// or compare-and-swap on the revision.
+func (c *Cacher) Get(key string) (KV, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	co, ok := c.objs[key]
-	return co.obj, ok && c.ready
+	return KV{Key: key, Value: co.value, ModRevision: co.rev}, ok && c.ready
 }
 
-func (c *Cacher) keysLocked(keyPrefix string) []string {
-	var keys []string
-	for k := range c.objs {
-		if len(k) >= len(keyPrefix) && k[:len(keyPrefix)] == keyPrefix {
-			keys = append(keys, k)
+type entry struct {
+	key string
+	cachedObj
+}
+
+// entriesLocked returns the objects under keyPrefix whose attributes
+// match (nil: all), sorted by key.
+func (c *Cacher) entriesLocked(keyPrefix string, match func(attrs any) bool) []entry {
+	var out []entry
+	for k, co := range c.objs {
+		if len(k) >= len(keyPrefix) && k[:len(keyPrefix)] == keyPrefix && (match == nil || match(co.attrs)) {
+			out = append(out, entry{k, co})
 		}
 	}
-	sort.Strings(keys)
-	return keys
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
 }
 
 // Revision returns the revision the cache reflects, once it is ready.
@@ -264,6 +291,9 @@ type WatchOptions struct {
 	// a BOOKMARK with InitialEventsEnd (client-go's streaming list), even
 	// when FromRevision is set.
 	SendInitialEvents bool
+	// Match, if set, leaves objects whose attributes do not match out of
+	// the initial state (they are not even decoded); changes are all sent.
+	Match func(attrs any) bool
 }
 
 // Watch streams cache events. The channel closes when ctx ends; errc then
@@ -276,15 +306,10 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 	c.mu.Lock()
 	gen := c.gen
 	pos := o.FromRevision
-	var initial []CacheEvent
+	var initial []entry
 	if pos == 0 || o.SendInitialEvents {
 		pos = c.rev
-		for _, k := range c.keysLocked(o.KeyPrefix) {
-			co := c.objs[k]
-			// A memo per watcher: keeping encodings of the whole cache
-			// would cost more memory than it saves CPU.
-			initial = append(initial, CacheEvent{Type: Added, Key: k, Obj: co.obj, Revision: co.rev, Memo: &Memo{}})
-		}
+		initial = c.entriesLocked(o.KeyPrefix, o.Match)
 	} else if pos < c.startRev {
 		c.mu.Unlock()
 		return nil, nil, fmt.Errorf("%w: revision %d, oldest cached %d", ErrTooOld, pos, c.startRev+1)
@@ -310,7 +335,14 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 			}
 		}
 		for _, e := range initial {
-			if !send(e) {
+			obj, err := c.codec.Decode(e.key, e.value, e.rev)
+			if err != nil {
+				errc <- fmt.Errorf("watch cache: decode %s: %w", e.key, err)
+				return
+			}
+			// A memo per watcher: keeping encodings of the whole cache
+			// would cost more memory than it saves CPU.
+			if !send(CacheEvent{Type: Added, Key: e.key, Obj: obj, Attrs: e.attrs, Revision: e.rev, Memo: &Memo{}}) {
 				return
 			}
 		}

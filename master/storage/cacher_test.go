@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,12 @@ func TestIntegrationCacher(t *testing.T) {
 	if _, err := s.Create(ctx, "/registry/c/ns1/a", []byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	c := storage.NewCacher(s, "/registry/c/", func(_ string, v []byte, _ int64) (any, error) { return string(v), nil }, 4)
+	var decodes atomic.Int64
+	// Objects are the values; their attributes the values' first letter.
+	c := storage.NewCacher(s, "/registry/c/", storage.Codec{
+		Decode: func(_ string, v []byte, _ int64) (any, error) { decodes.Add(1); return string(v), nil },
+		Attrs:  func(o any) any { return o.(string)[:1] },
+	}, 4)
 	go c.Run(ctx)
 
 	// From "now": the current state first, narrowed to the key prefix.
@@ -38,7 +44,7 @@ func TestIntegrationCacher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, w); e.Type != storage.Added || e.Obj != "a" {
+	if e := next(t, w); e.Type != storage.Added || e.Obj != "a" || e.Attrs != "a" {
 		t.Fatalf("initial: %+v", e)
 	}
 	rev, _ := s.Create(ctx, "/registry/c/ns2/other", []byte("x")) // other namespace: filtered
@@ -56,12 +62,28 @@ func TestIntegrationCacher(t *testing.T) {
 	if e := next(t, w); e.Type != storage.Bookmark {
 		t.Fatalf("want a bookmark while idle, got %+v", e)
 	}
-	objs, _, err := c.List(ctx, "/registry/c/")
-	if err != nil || len(objs) != 3 {
+	objs, _, err := c.List(ctx, "/registry/c/", nil)
+	if err != nil || len(objs) != 3 || objs[0] != "a" || objs[1] != "b" || objs[2] != "x" {
 		t.Fatalf("cache list: %v %v", objs, err)
 	}
-	if o, ok := c.Get("/registry/c/ns1/b"); !ok || o != "b" {
-		t.Fatalf("cache get b: %v %v", o, ok)
+	// A matcher sees attributes; only what it accepts is decoded.
+	before := decodes.Load()
+	objs, _, err = c.List(ctx, "/registry/c/", func(a any) bool { return a == "b" })
+	if err != nil || len(objs) != 1 || objs[0] != "b" {
+		t.Fatalf("cache list of b: %v %v", objs, err)
+	}
+	if n := decodes.Load() - before; n != 1 {
+		t.Errorf("a list matching one object decoded %d", n)
+	}
+	if kv, ok := c.Get("/registry/c/ns1/b"); !ok || string(kv.Value) != "b" || kv.ModRevision <= rev {
+		t.Fatalf("cache get b: %+v %v", kv, ok)
+	}
+	mw, _, err := c.Watch(ctx, storage.WatchOptions{Match: func(a any) bool { return a == "x" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, mw); e.Type != storage.Added || e.Obj != "x" {
+		t.Fatalf("initial state matching x: %+v", e)
 	}
 	if o, ok := c.Get("/registry/c/ns1/missing"); ok {
 		t.Fatalf("cache get of a missing key: %v", o)
@@ -92,10 +114,10 @@ func TestIntegrationCacher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, w2); e.Type != storage.Modified || e.Revision != cur || e.PrevObj != "a2" {
+	if e := next(t, w2); e.Type != storage.Modified || e.Revision != cur || e.Obj != "a2" || e.PrevAttrs != "a" {
 		t.Fatalf("resume: %+v", e)
 	}
-	if n := c.Watchers(); n != 2 {
-		t.Errorf("watchers = %d, want 2", n)
+	if n := c.Watchers(); n != 3 {
+		t.Errorf("watchers = %d, want 3", n)
 	}
 }

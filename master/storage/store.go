@@ -23,6 +23,26 @@ var (
 	ErrCompacted = errors.New("requested revision has been compacted")
 )
 
+// ConflictError is ErrConflict carrying the key's current value, read in
+// the same transaction as the failed compare, so a read-modify-write loop
+// retries without another round trip.
+type ConflictError struct{ Current KV }
+
+func (e *ConflictError) Error() string { return ErrConflict.Error() }
+
+// Is makes errors.Is(err, ErrConflict) hold.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// conflictOrNotFound interprets the Else(OpGet) branch of a failed compare.
+func conflictOrNotFound(resp *clientv3.TxnResponse) error {
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return ErrNotFound
+	}
+	k := kvs[0]
+	return &ConflictError{KV{Key: string(k.Key), Value: k.Value, ModRevision: k.ModRevision}}
+}
+
 // KV is one stored object and its revisions.
 type KV struct {
 	Key         string
@@ -83,7 +103,8 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (rev int64
 	return resp.Header.Revision, nil
 }
 
-// Update replaces the value at key if its mod revision is still modRev.
+// Update replaces the value at key if its mod revision is still modRev. A
+// failed compare returns a *ConflictError with the current value.
 func (s *Store) Update(ctx context.Context, key string, value []byte, modRev int64) (rev int64, err error) {
 	defer s.timed("update", time.Now(), err)
 	resp, err := s.client.Txn(ctx).
@@ -94,16 +115,14 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, modRev int
 		return 0, err
 	}
 	if !resp.Succeeded {
-		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
-			return 0, ErrNotFound
-		}
-		return 0, ErrConflict
+		return 0, conflictOrNotFound(resp)
 	}
 	return resp.Header.Revision, nil
 }
 
 // Delete removes key if its mod revision is still modRev (0: unconditionally)
-// and returns the revision of the deletion.
+// and returns the revision of the deletion. A failed compare returns a
+// *ConflictError with the current value.
 func (s *Store) Delete(ctx context.Context, key string, modRev int64) (rev int64, err error) {
 	defer s.timed("delete", time.Now(), err)
 	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", modRev)
@@ -115,10 +134,7 @@ func (s *Store) Delete(ctx context.Context, key string, modRev int64) (rev int64
 		return 0, err
 	}
 	if !resp.Succeeded {
-		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
-			return 0, ErrNotFound
-		}
-		return 0, ErrConflict
+		return 0, conflictOrNotFound(resp)
 	}
 	return resp.Header.Revision, nil
 }

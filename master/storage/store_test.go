@@ -43,8 +43,14 @@ func TestIntegrationStoreCRUDAndConflicts(t *testing.T) {
 		if err != nil || rev2 <= rev {
 			t.Fatalf("update: rev %d err %v", rev2, err)
 		}
-		if _, err := s.Update(ctx, "/registry/things/a", []byte("stale"), rev); !errors.Is(err, storage.ErrConflict) {
+		_, err = s.Update(ctx, "/registry/things/a", []byte("stale"), rev)
+		var ce *storage.ConflictError
+		if !errors.Is(err, storage.ErrConflict) || !errors.As(err, &ce) {
 			t.Fatalf("stale update: got %v, want ErrConflict", err)
+		}
+		// The failed compare brings the current value along.
+		if string(ce.Current.Value) != "v2" || ce.Current.ModRevision != rev2 {
+			t.Fatalf("conflict's current value: %+v, want v2 at %d", ce.Current, rev2)
 		}
 		if _, err := s.Update(ctx, "/registry/things/missing", []byte("x"), 1); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("update of missing key: got %v, want ErrNotFound", err)
@@ -53,8 +59,9 @@ func TestIntegrationStoreCRUDAndConflicts(t *testing.T) {
 		if err != nil || string(kv.Value) != "v2" || kv.ModRevision != rev2 {
 			t.Fatalf("get: %+v %v", kv, err)
 		}
-		if _, err := s.Delete(ctx, "/registry/things/a", rev); !errors.Is(err, storage.ErrConflict) {
-			t.Fatalf("stale delete: got %v, want ErrConflict", err)
+		_, err = s.Delete(ctx, "/registry/things/a", rev)
+		if !errors.Is(err, storage.ErrConflict) || !errors.As(err, &ce) || ce.Current.ModRevision != rev2 {
+			t.Fatalf("stale delete: got %v, want ErrConflict with revision %d", err, rev2)
 		}
 		if _, err := s.Delete(ctx, "/registry/things/a", rev2); err != nil {
 			t.Fatal(err)

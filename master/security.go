@@ -189,11 +189,19 @@ func (s *security) loopbackConfig() (*rest.Config, error) {
 		TLSClientConfig: rest.TLSClientConfig{CAData: s.pki.CA.CertPEM, CertData: certPEM, KeyData: keyPEM}}, nil
 }
 
-// podNodeNamer tells the node authorizer which node a pod is bound to,
-// straight from storage (a NotFound error for a missing pod).
+// podNodeNamer tells the node authorizer which node a pod is bound to (a
+// NotFound error for a missing pod). A bound pod's spec.nodeName never
+// changes, so the watch cache answers it, as upstream's node authorizer
+// answers from informers; an unbound or uncached pod is read from etcd,
+// since the binding may be newer than the cache.
 type podNodeNamer struct{ pods *registry.Store }
 
 func (p podNodeNamer) PodNodeName(ctx context.Context, namespace, name string) (string, error) {
+	if obj, ok := p.pods.CachedGet(namespace, name); ok {
+		if pod, ok := obj.(*corev1.Pod); ok && pod.Spec.NodeName != "" {
+			return pod.Spec.NodeName, nil
+		}
+	}
 	obj, err := p.pods.Get(ctx, namespace, name)
 	if err != nil {
 		return "", err

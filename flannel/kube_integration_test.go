@@ -23,47 +23,29 @@ import (
 )
 
 // kubeMaster is a real hoist master serving on the fabric's host IP, so
-// flanneld inside node namespaces reaches it.
+// flanneld inside node namespaces reaches it. It can be stopped and started
+// again on the same data dir and address (an API outage).
 type kubeMaster struct {
+	cfg     master.Config
 	serving master.Serving
 	admin   kubernetes.Interface
+	cancel  context.CancelFunc
+	done    chan error // nil while stopped
 }
 
 // startKubeMaster runs the master on etcdServer ("" = its embedded etcd).
 func startKubeMaster(t *testing.T, f *fabric.Fabric, etcdServer string) *kubeMaster {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	serving := make(chan master.Serving, 1)
-	done := make(chan error, 1)
-	cfg := master.Config{
+	m := &kubeMaster{cfg: master.Config{
 		DataDir: t.TempDir(), EtcdClientURL: testenv.FreeLoopbackURL(t), EtcdPeerURL: testenv.FreeLoopbackURL(t),
 		SecureAddress:    fmt.Sprintf("%s:%d", f.HostIP(), testenv.FreePort(t)),
 		AdvertiseAddress: f.HostIP().String(), ClusterCIDR: "10.244.0.0/16", Stdout: io.Discard,
-		Serving: func(s master.Serving) { serving <- s },
-	}
+	}}
 	if etcdServer != "" {
-		cfg.EtcdServers = []string{etcdServer}
+		m.cfg.EtcdServers = []string{etcdServer}
 	}
-	go func() { done <- master.Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("master: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("master did not stop within 20s")
-		}
-	})
-	m := &kubeMaster{}
-	select {
-	case m.serving = <-serving:
-	case err := <-done:
-		t.Fatalf("master exited: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("master not serving after 60s")
-	}
+	t.Cleanup(func() { m.stop(t) })
+	m.start(t)
 	rc, err := clientcmd.BuildConfigFromFlags("", m.serving.AdminKubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +54,43 @@ func startKubeMaster(t *testing.T, f *fabric.Fabric, etcdServer string) *kubeMas
 		t.Fatal(err)
 	}
 	return m
+}
+
+// start runs the master and waits until it serves.
+func (m *kubeMaster) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	serving := make(chan master.Serving, 1)
+	cfg := m.cfg
+	cfg.Serving = func(s master.Serving) { serving <- s }
+	m.cancel, m.done = cancel, make(chan error, 1)
+	go func(done chan<- error) { done <- master.Run(ctx, cfg) }(m.done)
+	select {
+	case m.serving = <-serving:
+	case err := <-m.done:
+		m.done = nil
+		t.Fatalf("master exited: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("master not serving after 60s")
+	}
+}
+
+// stop shuts the master down (API and, if embedded, etcd); its data stays.
+func (m *kubeMaster) stop(t *testing.T) {
+	t.Helper()
+	if m.done == nil {
+		return
+	}
+	m.cancel()
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Errorf("master: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("master did not stop within 20s")
+	}
+	m.done = nil
 }
 
 // joinNode registers a Node object and returns a kubeconfig with the

@@ -22,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -67,7 +66,7 @@ func New(ctx context.Context, client kubernetes.Interface, nodeName string, netw
 	if log == nil {
 		log = slog.Default()
 	}
-	inf := coreinformers.NewNodeInformer(client, 10*time.Minute, cache.Indexers{})
+	inf := nodeInformer(client, log)
 	m := &Manager{client: client, node: nodeName, network: network, log: log,
 		nodes: listersv1.NewNodeLister(inf.GetIndexer()), synced: inf.HasSynced, changed: make(chan struct{})}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -7,6 +7,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,10 +35,15 @@ import (
 	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/kubelet/runtime/crilog"
+	"github.com/hoist-project/hoist/kubelet/startslots"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
 	airgap "github.com/hoist-project/hoist/packaging/images"
 )
+
+// DefaultParallelPodStarts is how many pods start at once (sandbox
+// creation, container start) when Config.ParallelPodStarts is 0.
+const DefaultParallelPodStarts = 4
 
 // Config of a kubelet. Zero values take the documented defaults.
 type Config struct {
@@ -98,6 +104,17 @@ type Config struct {
 	// Events, if set, receives the kubelet's pod events instead of the API
 	// (tests; without an API client events are otherwise dropped).
 	Events record.EventRecorder
+
+	// ParallelPodStarts bounds the pods creating their sandbox or starting
+	// a container at once, oldest pod first (default DefaultParallelPodStarts).
+	ParallelPodStarts int
+
+	// StopPods makes Run stop every pod (gracefully, as a deletion would)
+	// before it returns, within StopPodsTimeout (default
+	// DefaultStopPodsTimeout). Off: pods keep running and the next start
+	// adopts them.
+	StopPods        bool
+	StopPodsTimeout time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -144,6 +161,12 @@ func (c *Config) defaults() error {
 	}
 	if c.ProbeDial == nil && c.CNIHostNetNS != "" {
 		c.ProbeDial = dialInNetNS(c.CNIHostNetNS)
+	}
+	if c.ParallelPodStarts <= 0 {
+		c.ParallelPodStarts = DefaultParallelPodStarts
+	}
+	if c.StopPodsTimeout <= 0 {
+		c.StopPodsTimeout = DefaultStopPodsTimeout
 	}
 	if c.Housekeeping <= 0 {
 		c.Housekeeping = 2 * time.Second
@@ -204,9 +227,9 @@ func firstHostIP() string {
 	return ""
 }
 
-// Run runs the kubelet until ctx ends. Pods keep running when it returns: a
-// restarted kubelet adopts them.
-func Run(ctx context.Context, cfg Config) error {
+// Run runs the kubelet until ctx ends. Pods keep running when it returns (a
+// restarted kubelet adopts them) unless cfg.StopPods is set.
+func Run(ctx context.Context, cfg Config) (err error) {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
@@ -272,6 +295,7 @@ func Run(ctx context.Context, cfg Config) error {
 	syncer := &podsync.Syncer{
 		Runtime: rt, Images: imgs, Volumes: &volumes.Manager{Root: cfg.RootDir}, Status: status.NewManager(api.sink(cfg.StatusSink)),
 		Probes: prober, Hooks: &lifecycle.Runner{Handlers: handlers}, Events: events, Backoff: cfg.Backoff, HostIP: cfg.HostIP, Log: log,
+		Starts: startslots.New(cfg.ParallelPodStarts), PauseImage: cfg.PauseImage,
 	}
 	workers = podworkers.New(ctx, podworkers.Config{
 		Sync: api.afterSync(syncer.SyncPod), Kill: api.afterKill(syncer.KillPod), Resync: cfg.Resync,
@@ -282,6 +306,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() {
 		cancel() // also when a source failed: workers only stop with ctx
 		workers.Wait()
+		if cfg.StopPods {
+			err = errors.Join(err, stopAllPods(log, rt, syncer.StopPod, workers.Pods(), cfg.StopPodsTimeout))
+		}
 	}()
 
 	var sources []config.Source

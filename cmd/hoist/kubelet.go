@@ -31,7 +31,8 @@ const kubeletUsage = `usage: hoist kubelet [--root-dir DIR] [--manifest-dir DIR]
   [--register-with-taints K=V:EFFECT,...] [--max-pods N] [--insecure-registry HOST[:PORT],...]
   [--max-parallel-image-pulls-per-registry N] [--image-fs-dir DIR]
   [--image-gc-high-threshold PCT] [--image-gc-low-threshold PCT] [--resolv-conf FILE]
-  [--container-log-max-size QUANTITY] [--container-log-max-files N]`
+  [--container-log-max-size QUANTITY] [--container-log-max-files N] [--stop-pods] [--stop-pods-timeout DURATION]
+  [--max-parallel-pod-starts N]`
 
 // runKubelet parses flags into kubelet.Config and runs the node agent. The
 // same command, invoked by containerd's shim with --log-driver=FILE, is the
@@ -56,6 +57,9 @@ func runKubelet(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.PauseImage, "pause-image", images.PauseImage, "sandbox (pause) image")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "kubepods", "parent cgroup of all pods")
 	resync := fs.Duration("sync-frequency", 10*time.Second, "periodic sync of every pod")
+	fs.IntVar(&cfg.ParallelPodStarts, "max-parallel-pod-starts", kubelet.DefaultParallelPodStarts, "pods creating their sandbox or starting a container at once, oldest first")
+	fs.BoolVar(&cfg.StopPods, "stop-pods", false, "stop every pod gracefully when the kubelet stops (default: leave them running)")
+	fs.DurationVar(&cfg.StopPodsTimeout, "stop-pods-timeout", kubelet.DefaultStopPodsTimeout, "deadline of --stop-pods; pod grace periods are capped to leave 10s of it for teardown")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server (empty: static pods only)")
 	fs.StringVar(&cfg.HostIP, "node-ip", "", "node InternalIP (default: the first global IPv4 address)")
 	nodeLabels := fs.String("node-labels", "", "labels added to the Node: key=value,...")
@@ -87,6 +91,12 @@ func runKubelet(ctx context.Context, args []string) error {
 		cfg.CNIBinDirs = append(cfg.CNIBinDirs, filepath.Clean(d))
 	}
 	cfg.Resync = *resync
+	if cfg.ParallelPodStarts < 1 {
+		return usageError{fmt.Sprintf("kubelet: --max-parallel-pod-starts %d: must be at least 1", cfg.ParallelPodStarts)}
+	}
+	if cfg.StopPodsTimeout <= 0 {
+		return usageError{fmt.Sprintf("kubelet: --stop-pods-timeout %s: must be positive", cfg.StopPodsTimeout)}
+	}
 	cfg.InsecureRegistries = strings.FieldsFunc(*insecure, func(r rune) bool { return r == ',' })
 	if cfg.HostIP != "" && net.ParseIP(cfg.HostIP) == nil {
 		return usageError{fmt.Sprintf("kubelet: --node-ip %q is not an IP address", cfg.HostIP)}

@@ -11,13 +11,15 @@ import (
 
 	"github.com/hoist-project/hoist/flannel/config"
 	"github.com/hoist-project/hoist/internal/up"
+	"github.com/hoist-project/hoist/kubelet"
 	"github.com/hoist-project/hoist/master"
 	"github.com/hoist-project/hoist/proxy"
 )
 
 const upUsage = `usage: hoist up --data-dir DIR [--node-name NAME] [--secure-address HOST:PORT]
   [--containerd-address SOCK] [--cni-bin-dir DIR] [--cluster-cidr CIDR] [--service-cidr CIDR]
-  [--cgroup-parent NAME] [--iface NAME] [--public-ip IP] [--backend vxlan|host-gw] [--proxy-mode iptables|ebpf]`
+  [--cgroup-parent NAME] [--iface NAME] [--public-ip IP] [--backend vxlan|host-gw] [--proxy-mode iptables|ebpf]
+  [--stop-pods] [--stop-pods-timeout DURATION]`
 
 // runUp runs a single-machine cluster: master, kubelet, flanneld and proxy in one process.
 func runUp(ctx context.Context, args []string) error {
@@ -37,7 +39,8 @@ func runUp(ctx context.Context, args []string) error {
 	publicIP := fs.String("public-ip", "", "flanneld's public IP (default: first IPv4 address of --iface)")
 	fs.StringVar(&cfg.Backend, "backend", config.VXLAN, "flannel backend: vxlan or host-gw")
 	fs.StringVar(&cfg.ProxyMode, "proxy-mode", proxy.ModeIPTables, "service proxy data path: iptables or ebpf")
-	stopPods := fs.Bool("stop-pods", false, "stop the pods when hoist up stops (not implemented yet)")
+	fs.BoolVar(&cfg.StopPods, "stop-pods", false, "stop every pod gracefully when hoist up stops (default: leave them running for the next start to adopt)")
+	fs.DurationVar(&cfg.StopPodsTimeout, "stop-pods-timeout", kubelet.DefaultStopPodsTimeout, "deadline of --stop-pods; pod grace periods are capped to leave 10s of it for teardown")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("up: %v\n%s", err, upUsage)}
 	}
@@ -47,8 +50,8 @@ func runUp(ctx context.Context, args []string) error {
 	if cfg.DataDir == "" {
 		return usageError{"up: --data-dir is required\n" + upUsage}
 	}
-	if *stopPods {
-		return usageError{"up: --stop-pods is not implemented yet (the kubelet has no stop-all): delete the pods with kubectl before stopping hoist up"}
+	if cfg.StopPodsTimeout <= 0 {
+		return usageError{fmt.Sprintf("up: --stop-pods-timeout %s: must be positive", cfg.StopPodsTimeout)}
 	}
 	if *podCIDR != "" {
 		return usageError{"up: --pod-cidr is gone: node IPAM assigns the node's podCIDR out of --cluster-cidr (set that instead)"}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
@@ -49,6 +50,12 @@ type Config struct {
 	ProxyMode string
 	Stdout    io.Writer // the kubectl hint; default os.Stdout
 	Log       *slog.Logger
+
+	// StopPods makes the kubelet stop every pod before Run returns, within
+	// StopPodsTimeout (default kubelet.DefaultStopPodsTimeout). Off: pods
+	// keep running and the next Run adopts them.
+	StopPods        bool
+	StopPodsTimeout time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -135,7 +142,8 @@ func hostOf(rawURL string) string {
 }
 
 // Run preflights, then runs master, kubelet, flanneld and the proxy until
-// ctx ends. Pods keep running when it returns; the next Run adopts them.
+// ctx ends. Pods keep running when it returns (the next Run adopts them)
+// unless cfg.StopPods is set.
 func Run(ctx context.Context, cfg Config) error {
 	if err := Preflight(cfg); err != nil {
 		return err
@@ -176,6 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 			CNIConfDir: confDir, CNIBinDirs: []string{cfg.CNIBinDir},
 			ImageDir: imageDir, LogRoot: filepath.Join(cfg.DataDir, "pods-logs"),
 			CgroupParent: cfg.CgroupParent, Client: node.client, Log: cfg.Log,
+			StopPods: cfg.StopPods, StopPodsTimeout: cfg.StopPodsTimeout,
 		})
 	})
 	g.Go(func() error { return runFlanneld(ctx, cfg, node.client, confDir) })

@@ -142,6 +142,36 @@ func (m *Manager) Ensure(ctx context.Context, pod *v1.Pod, c *v1.Container) (str
 	return name, nil
 }
 
+// EnsureSandboxImage makes the sandbox (pause) image available: present
+// under the name given (air-gap archives keep short names) or its
+// normalized name, else pulled anonymously — the image is the node's, not a
+// pod's, as containerd's CRI pulls its sandbox image — once however many
+// pods wait for it. It returns the name it is stored under. No events and
+// no back-off of its own: a failed pull fails the pod's sync, which its
+// worker retries with its back-off.
+func (m *Manager) EnsureSandboxImage(ctx context.Context, ref string) (string, error) {
+	ctx = namespaces.WithNamespace(ctx, m.cfg.Namespace)
+	name, host, err := Normalize(ref)
+	if err != nil {
+		return "", err
+	}
+	present, err := m.present(ctx, ref, name)
+	if err != nil {
+		return "", err
+	}
+	if present != "" {
+		return present, nil
+	}
+	m.cfg.Log.Info("pulling the sandbox image", "image", name)
+	res, err := m.pull(ctx, name, host, nil)
+	if err != nil {
+		return "", fmt.Errorf("pull sandbox image %q: %w", ref, err)
+	}
+	m.used(name)
+	m.cfg.Log.Info("image pulled", "image", name, "took", res.total, "bytes", res.size)
+	return name, nil
+}
+
 // Forget drops the pull back-off of a removed pod.
 func (m *Manager) Forget(pod *v1.Pod) {
 	m.mu.Lock()

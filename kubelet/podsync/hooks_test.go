@@ -147,3 +147,24 @@ func TestPreStopRunsOnSpecChangeAndLivenessKill(t *testing.T) {
 		t.Fatalf("preStop calls %+v, want a second one for c3", hooks.calls)
 	}
 }
+
+func TestStopPodCapsTheGrace(t *testing.T) {
+	h := newHarness(t, v1.RestartPolicyAlways)
+	gr := &graceRuntime{fakeRuntime: h.rt}
+	h.s.Runtime = gr
+	g := int64(30)
+	h.pod.Spec.TerminationGracePeriodSeconds = &g
+	h.sync()
+	if err := h.s.StopPod(context.Background(), h.pod, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.StopPod(context.Background(), h.pod, -1); err != nil { // nothing left: no grace used
+		t.Fatal(err)
+	}
+	if len(gr.graces) != 1 || gr.graces[0] != 5*time.Second {
+		t.Fatalf("removed with graces %v, want [5s] (30s capped at 5s)", gr.graces)
+	}
+	if p := h.rt.pods["u1"]; len(p.Sandboxes)+len(p.Containers) != 0 {
+		t.Fatalf("left %+v %+v", p.Sandboxes, p.Containers)
+	}
+}

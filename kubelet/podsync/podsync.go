@@ -23,6 +23,7 @@ import (
 	"github.com/hoist-project/hoist/kubelet/lifecycle"
 	"github.com/hoist-project/hoist/kubelet/probes"
 	"github.com/hoist-project/hoist/kubelet/runtime"
+	"github.com/hoist-project/hoist/kubelet/startslots"
 	"github.com/hoist-project/hoist/kubelet/status"
 	"github.com/hoist-project/hoist/kubelet/volumes"
 )
@@ -52,6 +53,8 @@ type Images interface {
 	// Ensure makes c's image available and returns the name to run it
 	// under; a failure is an *images.Error naming the waiting reason.
 	Ensure(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, error)
+	// EnsureSandboxImage makes the pause image available (pulling it).
+	EnsureSandboxImage(ctx context.Context, ref string) (string, error)
 	Forget(pod *v1.Pod)
 }
 
@@ -64,10 +67,16 @@ type Syncer struct {
 	Events  record.EventRecorder // optional
 	Volumes *volumes.Manager
 	Status  *status.Manager
+	// Starts, if set, bounds the sandbox creations and container starts in
+	// flight, oldest pod first (kubelet/startslots).
+	Starts  *startslots.Slots
 	Backoff backoff.Policy
 	HostIP  string
-	Now     func() time.Time
-	Log     *slog.Logger
+	// PauseImage is pulled through Images before a sandbox is created when
+	// it is not present ("": the runtime must have it).
+	PauseImage string
+	Now        func() time.Time
+	Log        *slog.Logger
 
 	mu       sync.Mutex
 	backoffs map[string]*crashLoop // pod UID/container name
@@ -116,7 +125,15 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 		return 0, err
 	}
 	if sb == nil {
-		if sb, err = s.Runtime.CreateSandbox(ctx, pod); err != nil {
+		if s.Images != nil && s.PauseImage != "" {
+			if _, err := s.Images.EnsureSandboxImage(ctx, s.PauseImage); err != nil {
+				return 0, err
+			}
+		}
+		if err := s.gated(ctx, pod.UID, func() (err error) {
+			sb, err = s.Runtime.CreateSandbox(ctx, pod)
+			return err
+		}); err != nil {
 			return 0, err
 		}
 		s.Log.Info("sandbox started", "pod", podName(pod), "ip", sb.IP, "sandbox", sb.ID)
@@ -140,8 +157,12 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 				return err
 			}
 		}
-		id, err := s.Runtime.StartContainer(ctx, runtime.StartSpec{
-			Pod: pod, Container: c, Kind: kind, Sandbox: sb, Restart: restart, Last: last, Volumes: vols, HostIP: s.HostIP, Image: image,
+		var id string
+		err = s.gated(ctx, pod.UID, func() (err error) {
+			id, err = s.Runtime.StartContainer(ctx, runtime.StartSpec{
+				Pod: pod, Container: c, Kind: kind, Sandbox: sb, Restart: restart, Last: last, Volumes: vols, HostIP: s.HostIP, Image: image,
+			})
+			return err
 		})
 		if err != nil {
 			waiting[c.Name] = status.Waiting{Reason: "CreateContainerError", Message: err.Error()}
@@ -167,6 +188,18 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (time.Duration, error
 		next = earliest(next, wait)
 	}
 	return earliest(next, imageRetry), nil
+}
+
+// gated runs fn, the expensive part of a pod start, holding a start slot.
+func (s *Syncer) gated(ctx context.Context, uid types.UID, fn func() error) error {
+	if s.Starts == nil {
+		return fn()
+	}
+	if err := s.Starts.Acquire(ctx, uid); err != nil {
+		return err
+	}
+	defer s.Starts.Release()
+	return fn()
 }
 
 // earliest returns the sooner of two "look again in" durations (0: never).
@@ -331,6 +364,13 @@ func (s *Syncer) removeStale(ctx context.Context, rp *runtime.Pod, keep *runtime
 // of the grace, SIGKILL — all containers in parallel), removes the sandboxes (CNI DEL, netns), the pod
 // cgroup, volumes and logs.
 func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
+	return s.StopPod(ctx, pod, -1)
+}
+
+// StopPod is KillPod with the pod's grace period capped at maxGrace (< 0:
+// no cap): the kubelet's stop-all uses it to fit every pod into one
+// deadline. The cap covers the preStop hook and SIGTERM alike.
+func (s *Syncer) StopPod(ctx context.Context, pod *v1.Pod, maxGrace time.Duration) error {
 	rp, err := s.Runtime.GetPod(ctx, pod.UID)
 	if err != nil {
 		return err
@@ -338,6 +378,9 @@ func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
 	g := grace(pod)
 	if pod.Spec.TerminationGracePeriodSeconds == nil && rp.Grace > 0 {
 		g = rp.Grace
+	}
+	if maxGrace >= 0 && g > maxGrace {
+		g = maxGrace
 	}
 	errs := make([]error, len(rp.Containers))
 	var wg sync.WaitGroup
@@ -371,6 +414,9 @@ func (s *Syncer) KillPod(ctx context.Context, pod *v1.Pod) error {
 		return err
 	}
 	s.Status.Forget(pod.UID)
+	if s.Starts != nil {
+		s.Starts.Forget(pod.UID)
+	}
 	if s.Images != nil {
 		s.Images.Forget(pod)
 	}

@@ -2,6 +2,7 @@ package podsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -365,8 +366,17 @@ func TestProbesDriveReadinessAndLivenessRestarts(t *testing.T) {
 	}
 }
 
-// fakeImages fails pulls with err until it is cleared.
-type fakeImages struct{ err error }
+// fakeImages fails pulls with err until it is cleared; sandboxErr fails
+// the sandbox image.
+type fakeImages struct {
+	err, sandboxErr error
+	sandboxImages   []string
+}
+
+func (f *fakeImages) EnsureSandboxImage(_ context.Context, ref string) (string, error) {
+	f.sandboxImages = append(f.sandboxImages, ref)
+	return ref, f.sandboxErr
+}
 
 func (f *fakeImages) Ensure(_ context.Context, _ *v1.Pod, c *v1.Container) (string, error) {
 	if f.err != nil {
@@ -402,5 +412,27 @@ func TestMissingImageMakesContainerWaitAndKeepsItsLastRun(t *testing.T) {
 	}
 	if len(h.rt.pod("u1").Containers) != 1 {
 		t.Fatalf("the exited run must be kept until its replacement starts: %+v", h.rt.pod("u1").Containers)
+	}
+}
+
+func TestSandboxImageIsEnsuredBeforeTheSandbox(t *testing.T) {
+	h := newHarness(t, v1.RestartPolicyAlways)
+	imgs := &fakeImages{sandboxErr: errors.New("pull sandbox image \"reg/pause:3.10\": not found")}
+	h.s.Images, h.s.PauseImage = imgs, "reg/pause:3.10"
+	if _, err := h.s.SyncPod(context.Background(), h.pod); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("sync with the pause image missing: %v, want the pull error", err)
+	}
+	if p := h.rt.pods["u1"]; p != nil && len(p.Sandboxes) > 0 {
+		t.Fatalf("sandbox created without its image: %+v", p.Sandboxes)
+	}
+	imgs.sandboxErr = nil
+	h.sync()
+	h.expectStarted("app/0")
+	if fmt.Sprint(imgs.sandboxImages) != "[reg/pause:3.10 reg/pause:3.10]" {
+		t.Fatalf("sandbox image ensured %v, want once per sandbox creation attempt", imgs.sandboxImages)
+	}
+	h.sync() // the sandbox exists: nothing to ensure
+	if len(imgs.sandboxImages) != 2 {
+		t.Fatalf("sandbox image ensured again for a running sandbox: %v", imgs.sandboxImages)
 	}
 }

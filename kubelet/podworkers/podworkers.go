@@ -90,6 +90,18 @@ func (w *Workers) Known(uid types.UID) bool {
 	return ok
 }
 
+// Pods returns the latest spec of every pod with a worker, removed ones
+// included (the kubelet's stop-all stops them with their own specs).
+func (w *Workers) Pods() []*v1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pods := make([]*v1.Pod, 0, len(w.workers))
+	for _, wk := range w.workers {
+		pods = append(pods, wk.pod)
+	}
+	return pods
+}
+
 // Wait blocks until every worker has returned (after ctx ended).
 func (w *Workers) Wait() { w.wg.Wait() }
 

@@ -70,7 +70,6 @@ func (r *Runtime) StartContainer(ctx context.Context, s StartSpec) (string, erro
 	labels[LabelSandboxID] = s.Sandbox.ID
 	labels[LabelRestart] = strconv.Itoa(s.Restart)
 	labels[LabelHash] = ContainerHash(c)
-	labels[shimGroupLabel] = s.Sandbox.ID
 	labels[LabelTermPolicy] = string(c.TerminationMessagePolicy)
 	if s.Last != nil {
 		labels[LabelLastExitCode] = strconv.Itoa(s.Last.Code)
@@ -154,7 +153,8 @@ func (r *Runtime) specOpts(s StartSpec, img containerd.Image) ([]oci.SpecOpts, e
 	} else if tm != nil {
 		etc = append(etc, *tm)
 	}
-	opts = append(opts, oci.WithMounts(append(mounts, etc...)))
+	opts = append(opts, oci.WithMounts(append(mounts, etc...)),
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: s.Sandbox.ID}))
 	shares, quota, period, mem := containerResources(c)
 	opts = append(opts, oci.WithCgroup(r.podCgroup(s.Pod)+"/"+c.Name+"-"+strconv.Itoa(s.Restart)), oci.WithCPUShares(shares))
 	if quota > 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
+	"github.com/distribution/reference"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,8 +33,15 @@ func newID() string {
 // find leftovers.
 func netnsName(sandboxID string) string { return "hoist-" + sandboxID[:24] }
 
+// image looks ref up as written (air-gap archives keep short names) and
+// then under its normalized name, which pulls store images under.
 func (r *Runtime) image(ctx context.Context, ref string) (containerd.Image, error) {
 	img, err := r.client.GetImage(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		if named, perr := reference.ParseDockerRef(ref); perr == nil && named.String() != ref {
+			img, err = r.client.GetImage(ctx, named.String())
+		}
+	}
 	if errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("image %s is not present in containerd namespace %s: put its archive in the kubelet's --image-dir", ref, r.cfg.Namespace)
 	}
@@ -77,7 +85,6 @@ func (r *Runtime) CreateSandbox(ctx context.Context, pod *v1.Pod) (sb *Sandbox, 
 	labels[LabelNetNS] = nsPath
 	labels[LabelPodIP] = ip.String()
 	labels[LabelStartedAt] = formatTime(time.Now())
-	labels[shimGroupLabel] = id
 	ctr, err := r.client.NewContainer(ctx, id,
 		containerd.WithImage(img),
 		containerd.WithNewSnapshot(id, img),
@@ -88,6 +95,7 @@ func (r *Runtime) CreateSandbox(ctx context.Context, pod *v1.Pod) (sb *Sandbox, 
 			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
 			oci.WithCgroup(r.podCgroup(pod)+"/"+id),
 			oci.WithCPUShares(2),
+			oci.WithAnnotations(map[string]string{shimGroupAnnotation: id}),
 		))
 	if err != nil {
 		return nil, fmt.Errorf("create pause container: %w", err)

@@ -30,8 +30,11 @@ const (
 	LabelLastStarted   = "io.hoist.last.started-at"
 	LabelLastFinished  = "io.hoist.last.finished-at"
 	LabelTermPolicy    = "io.hoist.termination-message-policy"
-	// shimGroupLabel makes all containers of a pod share one runc shim.
-	shimGroupLabel = "io.containerd.runc.v2.group"
+	// shimGroupAnnotation makes all containers of a pod share one runc
+	// shim: the runc v2 shim reads it from the OCI spec's annotations (not
+	// from the container labels) and serves every container with the same
+	// value from one process, as containerd's CRI does per sandbox.
+	shimGroupAnnotation = "io.containerd.runc.v2.group"
 )
 
 // Kind is the role of a container in a pod.

@@ -91,7 +91,7 @@ func TestBenchReportKubelet(t *testing.T) {
 	starts := map[string]time.Time{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	loadBefore := loadAvg()
+	loadBefore := benchstat.LoadAvg()
 	batchStart := time.Now()
 	for i := range benchPods {
 		name := fmt.Sprintf("batch-%03d", i)
@@ -116,7 +116,7 @@ func TestBenchReportKubelet(t *testing.T) {
 		}
 	}
 	allRunning := last.Sub(batchStart)
-	loadAfter, shims := loadAvg(), len(n.shimIDs())
+	loadAfter, shims := benchstat.LoadAvg(), len(n.shimIDs())
 	sort.Slice(batch, func(i, j int) bool { return batch[i] < batch[j] })
 	var deciles []string
 	for i := 9; i < len(batch); i += 10 {
@@ -257,13 +257,6 @@ func startBenchMaster(t *testing.T) (string, func()) {
 }
 
 // loadAvg returns the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
 
 // benchNotes explains the numbers (they vary; the reasons do not); ~~ is a backquote.
 func pct(d []time.Duration, p int) time.Duration {

@@ -20,6 +20,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/master/controllers/controllermanager"
 )
@@ -39,13 +40,13 @@ func TestBenchReportMaster(t *testing.T) {
 		"on %s (%d CPUs, %s). Embedded etcd on a temporary data dir; clients over loopback TLS with the admin certificate.\n\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
 	var raw strings.Builder
-	loadBefore := loadAvg()
+	loadBefore := benchstat.LoadAvg()
 	benchCreate(t, &rep, &raw)
 	benchUpdate(t, &rep, &raw)
 	benchFanout(t, &rep, &raw)
 	benchRSS(t, &rep, &raw)
 	fmt.Fprintf(&rep, "## Machine load\n\nThe machine is shared: /proc/loadavg was `%s` before the run and `%s` after it. "+
-		"Latencies above, the fan-out's above all, grow with other processes' load: the master's goroutines wait for a CPU.\n\n", loadBefore, loadAvg())
+		"Latencies above, the fan-out's above all, grow with other processes' load: the master's goroutines wait for a CPU.\n\n", loadBefore, benchstat.LoadAvg())
 	fmt.Fprintf(&rep, "## Raw lines\n\n```\n%s```\n", raw.String())
 	if err := os.WriteFile(filepath.Join(out, "master.md"), []byte(rep.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -54,13 +55,6 @@ func TestBenchReportMaster(t *testing.T) {
 }
 
 // loadAvg returns the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
 
 // quietMaster starts an in-process master with no controllers or
 // scheduler, so the numbers are the API server's and etcd's alone.

@@ -79,3 +79,18 @@ func Sample(pid int, d time.Duration) (cores float64, rssKiB int64, err error) {
 	rssKiB, err = StatusKiB(pid, "VmRSS")
 	return cores, rssKiB, err
 }
+
+// LoadAvg is the machine's 1, 5 and 15 minute load averages as
+// /proc/loadavg prints them ("unknown" when unreadable): reports record it
+// because the machine is shared and latencies grow with its load.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

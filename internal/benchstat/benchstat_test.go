@@ -2,6 +2,7 @@ package benchstat
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +52,11 @@ func TestProcOfSelf(t *testing.T) {
 		for i := 0; i < 1e6; i++ { // burn CPU so the counter moves
 			_ = i * i
 		}
+	}
+}
+
+func TestLoadAvg(t *testing.T) {
+	if f := strings.Fields(LoadAvg()); len(f) != 3 {
+		t.Fatalf("LoadAvg() = %q, want three numbers", LoadAvg())
 	}
 }

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,10 +14,8 @@ import (
 
 	"github.com/containerd/containerd/namespaces"
 
-	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/internal/testenv/ctrdtest"
-	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/packaging/images"
 )
 
@@ -47,56 +43,13 @@ const stopPodsHook = 2 * time.Second
 // host-local lease of it is left. The API pod stays; the next start runs
 // it again (new container, same pod), and the next SIGTERM stops it again.
 func TestE2EUpStopPods(t *testing.T) {
-	testenv.RequireRoot(t)
-	nsenter := testenv.RequireCommand(t, "nsenter", "util-linux")
-	kubectl := testenv.RequireCommand(t, "kubectl", "kubectl")
-	hoist := testenv.Binary(t, "hoist")
-	testenv.Binary(t, "pause")
-	testenv.Binary(t, "testbox")
-	cniDir := t.TempDir()
-	for _, p := range []string{"flannel", "host-local", "loopback", "portmap"} {
-		if err := os.Symlink(testenv.Binary(t, "cni/"+p), filepath.Join(cniDir, p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cgroupParent := testenv.UniqueName("hoist-kubepods")
-	t.Cleanup(func() {
-		if err := runtime.RemoveCgroupParent(cgroupParent); err != nil {
-			t.Errorf("remove cgroup parent: %v", err)
-		}
-	})
-	ctrd := ctrdtest.StartContainerd(t)
-	nsName := testenv.UniqueName("hoist-up")
-	nsPath, err := nsutil.CreateNamed(nsName)
-	if err != nil {
-		t.Fatalf("create netns: %v", err)
-	}
-	var podNS map[string]bool // the pod netns seen while it ran
-	t.Cleanup(func() {
-		for n := range podNS {
-			if namedNetns(t)[n] {
-				if err := nsutil.DeleteNamed(n); err != nil {
-					t.Errorf("delete leftover netns %s: %v", n, err)
-				}
-			}
-		}
-		if err := nsutil.DeleteNamed(nsName); err != nil {
-			t.Errorf("delete netns %s: %v", nsName, err)
-		}
-	})
-	if err := nsutil.Do(nsPath, func() error { return setUpMachineNetns("192.0.2.10") }); err != nil {
-		t.Fatalf("set up the machine netns: %v", err)
-	}
-	inNS := func(name string, args ...string) *exec.Cmd {
-		return exec.Command(nsenter, append([]string{"--net=" + nsPath, "--", name}, args...)...)
-	}
+	m := newUpMachine(t, "192.0.2.10")
+	ctrd, inNS := m.ctrd, m.inNS
 
 	dataDir := t.TempDir()
 	const node = "hoist-up-node"
 	const timeout = 40 * time.Second
-	upArgs := []string{"up", "--data-dir", dataDir, "--secure-address", "127.0.0.1:6443", "--node-name", node,
-		"--containerd-address", ctrd.Address, "--cni-bin-dir", cniDir, "--cgroup-parent", cgroupParent,
-		"--stop-pods", "--stop-pods-timeout", timeout.String()}
+	upArgs := m.upArgs(dataDir, node, "--stop-pods", "--stop-pods-timeout", timeout.String())
 	var cur *upProcess
 	t.Cleanup(func() {
 		if cur == nil {
@@ -109,15 +62,7 @@ func TestE2EUpStopPods(t *testing.T) {
 		}
 	})
 	kc := filepath.Join(dataDir, "admin.kubeconfig")
-	k := func(stdin string, args ...string) (string, error) {
-		var out, errb bytes.Buffer
-		c := inNS(kubectl, append([]string{"--kubeconfig", kc, "--request-timeout=10s"}, args...)...)
-		c.Stdin, c.Stdout, c.Stderr = strings.NewReader(stdin), &out, &errb
-		if err := c.Run(); err != nil {
-			return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, errb.String())
-		}
-		return out.String(), nil
-	}
+	k := m.kubectlFunc(kc)
 	checkAlive := func() {
 		select {
 		case err := <-cur.exited:
@@ -131,7 +76,7 @@ func TestE2EUpStopPods(t *testing.T) {
 	// writes a new one); it returns the pod's IP and container ID.
 	start := func(old string) (ip, containerID string) {
 		t.Helper()
-		cur = &upProcess{cmd: inNS(hoist, upArgs...), exited: make(chan error, 1), logs: &testenv.SyncBuffer{}}
+		cur = &upProcess{cmd: inNS(m.hoist, upArgs...), exited: make(chan error, 1), logs: &testenv.SyncBuffer{}}
 		cur.cmd.Stdout, cur.cmd.Stderr = cur.logs, cur.logs
 		if err := cur.cmd.Start(); err != nil {
 			t.Fatalf("start hoist up: %v", err)
@@ -171,7 +116,7 @@ func TestE2EUpStopPods(t *testing.T) {
 	// the pod (its preStop hook ran) and that nothing of it is left.
 	stop := func(podIP string) {
 		t.Helper()
-		podNS = podNetns(t, ctrd)
+		podNS := m.notePodNetns()
 		t0 := time.Now()
 		if err := cur.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

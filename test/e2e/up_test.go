@@ -4,13 +4,11 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,7 +21,6 @@ import (
 	"github.com/hoist-project/hoist/internal/nsutil"
 	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/internal/testenv/ctrdtest"
-	"github.com/hoist-project/hoist/kubelet/runtime"
 	"github.com/hoist-project/hoist/packaging/images"
 )
 
@@ -31,62 +28,15 @@ import (
 // containerd, then drives it with the real kubectl: node Ready, kubectl run,
 // the pod answers on its IP, graceful delete, SIGTERM.
 func TestE2EUpKubectlRun(t *testing.T) {
-	testenv.RequireRoot(t)
-	nsenter := testenv.RequireCommand(t, "nsenter", "util-linux")
-	kubectl := testenv.RequireCommand(t, "kubectl", "kubectl")
-	hoist := testenv.Binary(t, "hoist")
-	testenv.Binary(t, "pause") // hoist up builds its images from the binaries next to it
-	testenv.Binary(t, "testbox")
-	cniDir := t.TempDir()
-	for _, p := range []string{"flannel", "host-local", "loopback", "portmap"} {
-		if err := os.Symlink(testenv.Binary(t, "cni/"+p), filepath.Join(cniDir, p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cgroupParent := testenv.UniqueName("hoist-kubepods")
-	t.Cleanup(func() { // runs after the containerd cleanup below has killed every task
-		if err := runtime.RemoveCgroupParent(cgroupParent); err != nil {
-			t.Errorf("remove cgroup parent: %v", err)
-		}
-	})
-	ctrd := ctrdtest.StartContainerd(t) // its cleanup kills whatever pods are left
-
-	nsName := testenv.UniqueName("hoist-up")
-	nsPath, err := nsutil.CreateNamed(nsName)
-	if err != nil {
-		t.Fatalf("create netns: %v", err)
-	}
-	t.Cleanup(func() {
-		// Pod netns are global: remove the ones this test's kubelet made and
-		// left (only those: other tests' netns share the hoist- prefix).
-		for n := range podNetns(t, ctrd) {
-			if namedNetns(t)[n] {
-				if err := nsutil.DeleteNamed(n); err != nil {
-					t.Errorf("delete leftover netns %s: %v", n, err)
-				}
-			}
-		}
-		if err := nsutil.DeleteNamed(nsName); err != nil { // bridge, veths, iptables go with it
-			t.Errorf("delete netns %s: %v", nsName, err)
-		}
-	})
-	// nsenter, not `ip netns exec`: the latter also gives the child a private
-	// mount namespace with a fresh /sys, which would hide the kubelet's pod
-	// netns bind mounts from containerd and /sys/fs/cgroup from the kubelet.
-	inNS := func(name string, args ...string) *exec.Cmd {
-		return exec.Command(nsenter, append([]string{"--net=" + nsPath, "--", name}, args...)...)
-	}
 	// The netns stands for a machine: lo, and a "NIC" with the default
 	// route, whose address flanneld's VXLAN device and the NodePorts use.
 	const nodeIP = "192.0.2.10"
-	if err := nsutil.Do(nsPath, func() error { return setUpMachineNetns(nodeIP) }); err != nil {
-		t.Fatalf("set up the machine netns: %v", err)
-	}
+	m := newUpMachine(t, nodeIP)
+	ctrd, nsPath, inNS, hoist := m.ctrd, m.nsPath, m.inNS, m.hoist
 
 	dataDir := t.TempDir()
 	node := "hoist-up-node"
-	upArgs := []string{"up", "--data-dir", dataDir, "--secure-address", "127.0.0.1:6443", "--node-name", node,
-		"--containerd-address", ctrd.Address, "--cni-bin-dir", cniDir, "--cgroup-parent", cgroupParent}
+	upArgs := m.upArgs(dataDir, node)
 	var cur *upProcess
 	startUp := func() *upProcess {
 		t.Helper()
@@ -133,15 +83,8 @@ func TestE2EUpKubectlRun(t *testing.T) {
 	}
 
 	kc := filepath.Join(dataDir, "admin.kubeconfig")
-	k := func(args ...string) (string, error) {
-		var out, errb bytes.Buffer
-		c := inNS(kubectl, append([]string{"--kubeconfig", kc, "--request-timeout=10s"}, args...)...)
-		c.Stdout, c.Stderr = &out, &errb
-		if err := c.Run(); err != nil {
-			return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, errb.String())
-		}
-		return out.String(), nil
-	}
+	kubectl := m.kubectlFunc(kc)
+	k := func(args ...string) (string, error) { return kubectl("", args...) }
 	waitFor := func(what string, d time.Duration, cond func() (bool, string)) {
 		t.Helper()
 		deadline := time.Now().Add(d)
@@ -236,7 +179,7 @@ func TestE2EUpKubectlRun(t *testing.T) {
 
 	// A second hoist up on the same machine is refused by preflight.
 	clash := inNS(hoist, "up", "--data-dir", t.TempDir(), "--secure-address", "127.0.0.1:6443",
-		"--containerd-address", ctrd.Address, "--cni-bin-dir", cniDir)
+		"--containerd-address", ctrd.Address, "--cni-bin-dir", m.cniDir)
 	clashOut, err := clash.CombinedOutput()
 	if err == nil || !strings.Contains(string(clashOut), "API port 6443 is already in use (held by hoist[") {
 		t.Fatalf("second hoist up: want a refusal naming port 6443 and its holder, got %v: %s", err, clashOut)

@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoist-project/hoist/internal/benchstat"
-	"github.com/hoist-project/hoist/internal/testenv"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hoist-project/hoist/internal/benchstat"
+	"github.com/hoist-project/hoist/internal/testenv"
 )
 
 const rssPods = 10000

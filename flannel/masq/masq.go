@@ -83,13 +83,38 @@ func Plan(network netip.Prefix, masquerade bool, current map[string]*iptables.Ta
 			b.WriteString(r + "\n")
 		}
 		if !jumpOK {
-			// Insert first, ahead of rules (a DROP policy helper, another MASQUERADE) that would end the traversal.
-			b.WriteString("-I" + strings.TrimPrefix(c.jump, "-A") + "\n")
+			// Insert ahead of rules (a DROP policy helper, another MASQUERADE)
+			// that would end the traversal, but behind the service proxy's
+			// jumps, as upstream's appended FLANNEL-FWD is: accepting pod
+			// traffic first would skip the REJECT of a Service without
+			// endpoints, and a SYN let out unNATed leaves a conntrack entry
+			// that later steers a connection from the same port past the DNAT.
+			insert := "-I " + c.from + " "
+			if n := leadingProxyJumps(cur.Rules, c.from); n > 0 {
+				insert += fmt.Sprint(n+1) + " "
+			}
+			b.WriteString(insert + strings.TrimPrefix(c.jump, "-A "+c.from+" ") + "\n")
 		}
 		b.WriteString("COMMIT\n")
 		out[c.table] = []byte(b.String())
 	}
 	return out
+}
+
+// leadingProxyJumps counts the rules at the head of the built-in chain that
+// jump to the service proxy's KUBE-* chains.
+func leadingProxyJumps(rules []string, builtin string) int {
+	n := 0
+	for _, r := range rules {
+		if !strings.HasPrefix(r, "-A "+builtin+" ") {
+			continue
+		}
+		if !strings.Contains(r, " -j KUBE-") {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // Apply reads the current tables and applies Plan; it reports how many

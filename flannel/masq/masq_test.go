@@ -138,3 +138,26 @@ func TestApplyRemovesMasqueradeWhenSwitchedOff(t *testing.T) {
 		t.Fatalf("unchanged tables rewritten: n=%d err=%v", n, err)
 	}
 }
+
+// The forward-accept jump goes behind the service proxy's jumps (which
+// reject pod traffic to a Service without endpoints) but ahead of others.
+func TestJumpInsertedBehindProxyJumps(t *testing.T) {
+	filter := iptables.ParseSave([]byte(`*filter
+:FORWARD ACCEPT [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-SERVICES - [0:0]
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A FORWARD -j DROP
+-A INPUT -j KUBE-FIREWALL
+COMMIT
+`))
+	got := string(Plan(network, false, map[string]*iptables.Table{"filter": filter})["filter"])
+	want := `-I FORWARD 3 -m comment --comment "hoist flannel: forward cluster traffic" -j HOIST-FLANNEL-FWD` + "\n"
+	if !strings.Contains(got, want) {
+		t.Fatalf("filter batch:\n%s\nwant the jump inserted as:\n%s", got, want)
+	}
+	if n := leadingProxyJumps(filter.Rules, "POSTROUTING"); n != 0 {
+		t.Fatalf("leadingProxyJumps of a chain without rules = %d", n)
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -39,12 +41,17 @@ type Config struct {
 	// NetnsPath is the network namespace of Interfaces ("" this one); the
 	// socket programs act on processes of Cgroup in any namespace.
 	NetnsPath string
+	// Log gets the errors of the interface watch. Default slog.Default().
+	Log *slog.Logger
 }
 
 // Proxier is the eBPF data path: programs attached through pinned links,
 // maps pinned by name. Closing it leaves both in place, so traffic keeps
 // flowing while the proxy restarts; a new Proxier takes them over.
 type Proxier struct {
+	// mu serializes Sync with the interface watch (watch.go), which
+	// attaches to new interfaces and re-renders on address changes.
+	mu      sync.Mutex
 	cfg     Config
 	dir     string
 	objs    proxyObjects
@@ -56,6 +63,11 @@ type Proxier struct {
 	// natPruned is when expired SNAT entries were last deleted: a walk
 	// of a full map costs syscalls per entry, so not on every sync.
 	natPruned time.Time
+	// state and nodeAddrs are the last synced state and the node
+	// addresses it was rendered with (state nil before the first sync).
+	state     *changes.State
+	nodeAddrs []netip.Addr
+	watch     *linkWatch
 }
 
 // LinkStats counts how the last attach reached its links.
@@ -109,6 +121,10 @@ func NewProxier(cfg Config, m *healthcheck.Metrics) (*Proxier, error) {
 		p.objs.Close()
 		return nil, err
 	}
+	if p.watch, err = p.startWatch(); err != nil {
+		p.objs.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -116,6 +132,8 @@ func NewProxier(cfg Config, m *healthcheck.Metrics) (*Proxier, error) {
 // re-reads the maps and re-attaches every program first, repairing what
 // others changed and covering interfaces that appeared.
 func (p *Proxier) Sync(_ context.Context, st changes.State, full bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if full {
 		p.applier.Forget()
 		if err := p.attach(); err != nil {
@@ -129,8 +147,7 @@ func (p *Proxier) Sync(_ context.Context, st changes.State, full bool) error {
 			return err
 		}
 	}
-	m := Render(st, p.ids, Options{NodeAddresses: addrs, LocalhostNodePorts: p.cfg.LocalhostNodePorts})
-	stats, err := p.applier.Apply(m)
+	m, stats, err := p.apply(st, addrs)
 	p.last = stats
 	if err != nil {
 		return err
@@ -157,6 +174,16 @@ func (p *Proxier) Sync(_ context.Context, st changes.State, full bool) error {
 		p.metrics.MapEntries.WithLabelValues("backends").Set(float64(len(m.Backends)))
 	}
 	return nil
+}
+
+// apply renders st for the node addresses addrs and writes the differences.
+func (p *Proxier) apply(st changes.State, addrs []netip.Addr) (Maps, ApplyStats, error) {
+	m := Render(st, p.ids, Options{NodeAddresses: addrs, LocalhostNodePorts: p.cfg.LocalhostNodePorts})
+	stats, err := p.applier.Apply(m)
+	if err == nil {
+		p.state, p.nodeAddrs = &st, addrs
+	}
+	return m, stats, err
 }
 
 // pruneUDPFlows deletes the tc NodePort UDP flows whose backend no longer
@@ -194,17 +221,32 @@ func (p *Proxier) pruneUDPFlows(allowed conntrack.Allowed) (int, error) {
 }
 
 // Links counts how the last (re)attach reached the links.
-func (p *Proxier) Links() LinkStats { return p.links }
+func (p *Proxier) Links() LinkStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.links
+}
 
 // LastApply counts the map writes of the last sync.
-func (p *Proxier) LastApply() ApplyStats { return p.last }
+func (p *Proxier) LastApply() ApplyStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
 
-// Close releases this process's handles; pinned maps and links stay.
-func (p *Proxier) Close() error { return p.objs.Close() }
+// Close stops the interface watch and releases this process's handles;
+// pinned maps and links stay.
+func (p *Proxier) Close() error {
+	p.watch.stop()
+	return p.objs.Close()
+}
 
 // Cleanup detaches every program and removes the pinned maps: service
 // addresses stop being translated.
 func (p *Proxier) Cleanup() error {
+	p.watch.stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	entries, err := os.ReadDir(filepath.Join(p.dir, "links"))
 	if err != nil {
 		return fmt.Errorf("ebpf: %w", err)
@@ -241,13 +283,20 @@ func (p *Proxier) attach() error {
 		{"cgroup-recvmsg4", p.objs.HoistRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
 		{"cgroup-getpeername4", p.objs.HoistGetpeername4, ebpf.AttachCgroupInet4GetPeername},
 	} {
-		err := p.ensureLink(h.name, h.prog, onCgroup, func() (link.Link, error) {
+		err := p.ensureLink(h.name, h.prog, true, onCgroup, func() (link.Link, error) {
 			return link.AttachCgroup(link.CgroupOptions{Path: p.cfg.Cgroup, Attach: h.at, Program: h.prog})
 		})
 		if err != nil {
 			return fmt.Errorf("ebpf: attach %s to cgroup %s: %w", h.name, p.cfg.Cgroup, err)
 		}
 	}
+	return p.attachTC(true)
+}
+
+// attachTC attaches the NodePort programs to every selected interface
+// that lacks them (with update, a pinned link also gets this process's
+// programs) and detaches those of interfaces no longer selected.
+func (p *Proxier) attachTC(update bool) error {
 	links, _, err := p.interfaces()
 	if err != nil {
 		return err
@@ -265,7 +314,7 @@ func (p *Proxier) attach() error {
 			name := tcxPinName(h.dir, l.Attrs().Name)
 			wanted[name] = true
 			onLink := func(i *link.Info) bool { return i.TCX() != nil && int(i.TCX().Ifindex) == l.Attrs().Index }
-			err := p.ensureLink(name, h.prog, onLink, func() (link.Link, error) {
+			err := p.ensureLink(name, h.prog, update, onLink, func() (link.Link, error) {
 				var lk link.Link
 				err := p.inNetns(func() (err error) {
 					lk, err = link.AttachTCX(link.TCXOptions{Interface: l.Attrs().Index, Program: h.prog, Attach: h.at})
@@ -295,14 +344,19 @@ func (p *Proxier) attach() error {
 	return nil
 }
 
-// ensureLink updates the program of the link pinned as name, or attaches
-// and pins a new one when there is none or it is not attached where
-// wanted (its interface or cgroup went away, or the configuration moved).
-func (p *Proxier) ensureLink(name string, prog *ebpf.Program, attachedAsWanted func(*link.Info) bool, attach func() (link.Link, error)) error {
+// ensureLink updates the program of the link pinned as name (or, without
+// update, leaves it), or attaches and pins a new one when there is none or
+// it is not attached where wanted (its interface or cgroup went away, or
+// the configuration moved).
+func (p *Proxier) ensureLink(name string, prog *ebpf.Program, update bool, attachedAsWanted func(*link.Info) bool, attach func() (link.Link, error)) error {
 	path := filepath.Join(p.dir, "links", name)
 	if l, err := link.LoadPinnedLink(path, nil); err == nil {
 		info, err := l.Info()
 		if err == nil && attachedAsWanted(info) {
+			if !update {
+				l.Close()
+				return nil
+			}
 			err = l.Update(prog)
 		} else if err == nil {
 			err = errors.New("attached elsewhere")
@@ -362,15 +416,21 @@ func (p *Proxier) interfaces() ([]netlink.Link, []netip.Addr, error) {
 		for _, n := range p.cfg.Interfaces {
 			want[n] = true
 		}
+		// One dump of all addresses: AddrList(link) dumps them all per link.
+		v4, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		byLink := map[int][]netlink.Addr{}
+		for _, a := range v4 {
+			byLink[a.LinkIndex] = append(byLink[a.LinkIndex], a)
+		}
 		for _, l := range all {
 			name := l.Attrs().Name
 			if p.cfg.Interfaces != nil && !want[name] || l.Attrs().Flags&unix.IFF_LOOPBACK != 0 {
 				continue
 			}
-			list, err := netlink.AddrList(l, netlink.FAMILY_V4)
-			if err != nil {
-				return err
-			}
+			list := byLink[l.Attrs().Index]
 			if len(list) == 0 && p.cfg.Interfaces == nil {
 				continue
 			}

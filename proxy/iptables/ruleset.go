@@ -78,65 +78,129 @@ func (r *Ruleset) RuleCount(table string) int {
 // atomically replaces its content) and every chain in existing that r no
 // longer has is deleted. With prev set it is a partial sync: only chains
 // whose rules differ from prev are written, and chains prev had but r has
-// not are deleted. Each table is one transaction; nothing is flushed first.
+// not are deleted. Nothing is flushed first.
+//
+// Each table is its own transaction (iptables-nft commits at every
+// COMMIT), so a service moving between a REJECT in filter and a DNAT in
+// nat would, in either table order, have a moment with neither: a packet
+// then leaves unNATed, and its conntrack entry keeps later connections
+// from the same source port away from the DNAT (seen as "no route to
+// host" minutes later). A partial sync therefore first adds the filter
+// rules that are new (keeping the old ones), then writes nat, then drops
+// the old filter rules. Both at once are harmless: a DNATed packet no
+// longer has the service address the REJECT matches.
 func (r *Ruleset) Restore(prev *Ruleset, existing map[string][]string) []byte {
 	var b bytes.Buffer
-	for _, table := range []string{Filter, Nat} {
-		old := map[string]*Chain{}
-		if prev != nil {
-			for _, c := range prev.Tables[table] {
-				old[c.Name] = c
-			}
-		}
-		var write []*Chain
-		have := map[string]bool{}
-		for _, c := range r.Tables[table] {
-			have[c.Name] = true
-			if prev == nil {
-				write = append(write, c)
-				continue
-			}
-			if o := old[c.Name]; o == nil || !equal(o.Rules, c.Rules) {
-				write = append(write, c)
-			}
-		}
-		stale := map[string]bool{}
-		if prev == nil {
+	if prev == nil {
+		for _, table := range []string{Filter, Nat} {
+			old := map[string][]string{}
+			stale := map[string]bool{}
 			for _, name := range existing[table] {
-				if !have[name] {
-					stale[name] = true
-				}
+				stale[name] = true
 			}
-		} else {
-			for _, c := range prev.Tables[table] {
-				if !have[c.Name] {
-					stale[c.Name] = true
-				}
-			}
+			r.restoreTable(&b, table, old, stale, true)
 		}
-		if len(write) == 0 && len(stale) == 0 {
-			continue
-		}
-		staleNames := sortedKeys(stale)
-		fmt.Fprintf(&b, "*%s\n", table)
-		for _, c := range write {
-			fmt.Fprintf(&b, ":%s - [0:0]\n", c.Name)
-		}
-		for _, n := range staleNames {
-			fmt.Fprintf(&b, ":%s - [0:0]\n", n) // flush it so nothing references it any more
-		}
-		for _, c := range write {
-			for _, rule := range c.Rules {
-				b.WriteString(rule)
-				b.WriteByte('\n')
-			}
-		}
-		for _, n := range staleNames {
-			fmt.Fprintf(&b, "-X %s\n", n)
-		}
-		b.WriteString("COMMIT\n")
+		return b.Bytes()
 	}
+	filterOld := rulesByChain(prev.Tables[Filter])
+	union := map[string][]string{}
+	var grow []*Chain
+	for _, c := range r.Tables[Filter] {
+		o, had := filterOld[c.Name]
+		u := unionRules(o, c.Rules)
+		if !had || len(u) != len(o) {
+			grow = append(grow, &Chain{Name: c.Name, Rules: u})
+		}
+		union[c.Name] = u
+	}
+	if len(grow) > 0 {
+		writeTable(&b, Filter, grow, nil)
+	}
+	for name, rules := range filterOld {
+		if _, ok := union[name]; !ok {
+			union[name] = rules
+		}
+	}
+	r.restoreTable(&b, Nat, rulesByChain(prev.Tables[Nat]), chainNames(prev.Tables[Nat]), false)
+	r.restoreTable(&b, Filter, union, chainNames(prev.Tables[Filter]), false)
 	return b.Bytes()
+}
+
+// restoreTable writes the chains of table whose rules differ from old
+// (all of them with all) and deletes the chains in candidates r lacks.
+func (r *Ruleset) restoreTable(b *bytes.Buffer, table string, old map[string][]string, candidates map[string]bool, all bool) {
+	var write []*Chain
+	have := map[string]bool{}
+	for _, c := range r.Tables[table] {
+		have[c.Name] = true
+		if o, ok := old[c.Name]; all || !ok || !equal(o, c.Rules) {
+			write = append(write, c)
+		}
+	}
+	stale := map[string]bool{}
+	for name := range candidates {
+		if !have[name] {
+			stale[name] = true
+		}
+	}
+	if len(write) == 0 && len(stale) == 0 {
+		return
+	}
+	writeTable(b, table, write, sortedKeys(stale))
+}
+
+// writeTable formats one table's transaction: the chains declared (which
+// replaces their content) and filled, then the stale ones flushed and
+// deleted.
+func writeTable(b *bytes.Buffer, table string, write []*Chain, staleNames []string) {
+	fmt.Fprintf(b, "*%s\n", table)
+	for _, c := range write {
+		fmt.Fprintf(b, ":%s - [0:0]\n", c.Name)
+	}
+	for _, n := range staleNames {
+		fmt.Fprintf(b, ":%s - [0:0]\n", n) // flush it so nothing references it any more
+	}
+	for _, c := range write {
+		for _, rule := range c.Rules {
+			b.WriteString(rule)
+			b.WriteByte('\n')
+		}
+	}
+	for _, n := range staleNames {
+		fmt.Fprintf(b, "-X %s\n", n)
+	}
+	b.WriteString("COMMIT\n")
+}
+
+func rulesByChain(chains []*Chain) map[string][]string {
+	m := map[string][]string{}
+	for _, c := range chains {
+		m[c.Name] = c.Rules
+	}
+	return m
+}
+
+func chainNames(chains []*Chain) map[string]bool {
+	m := map[string]bool{}
+	for _, c := range chains {
+		m[c.Name] = true
+	}
+	return m
+}
+
+// unionRules is old followed by the rules of cur that old lacks.
+func unionRules(old, cur []string) []string {
+	seen := map[string]bool{}
+	for _, r := range old {
+		seen[r] = true
+	}
+	out := append([]string(nil), old...)
+	for _, r := range cur {
+		if !seen[r] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // ChainsInSave lists the KUBE-* user chains an iptables-save dump of one

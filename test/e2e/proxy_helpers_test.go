@@ -12,6 +12,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/hoist-project/hoist/internal/cni/nodeconf"
+	"github.com/hoist-project/hoist/internal/nsutil"
 )
 
 // podDial asks the netexec pod at from (reached from the netns nsPath) to
@@ -108,4 +113,20 @@ func getFromRoot(rawURL string) (string, string, error) {
 		return "", "", fmt.Errorf("GET %s: %s", rawURL, resp.Status)
 	}
 	return strings.TrimSpace(string(b)), local, nil
+}
+
+// bridgeMAC returns the MAC of the pod bridge in the node namespace nsPath.
+func bridgeMAC(t *testing.T, nsPath string) string {
+	t.Helper()
+	var mac string
+	if err := nsutil.Do(nsPath, func() error {
+		l, err := netlink.LinkByName(nodeconf.BridgeName)
+		if err == nil {
+			mac = l.Attrs().HardwareAddr.String()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("bridge %s: %v", nodeconf.BridgeName, err)
+	}
+	return mac
 }

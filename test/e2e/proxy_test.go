@@ -99,6 +99,9 @@ func testE2EProxy(t *testing.T, mode string) {
 	})
 
 	// Scale 1→5→1 while the client pod sends requests to the ClusterIP.
+	// Pods' veths come and go on node1's bridge; its MAC (every pod's
+	// gateway) must not follow them.
+	brMAC := bridgeMAC(t, node1.NetnsPath)
 	load := startLoad(func() ([]string, []string, error) { return dial("http", "hostname", webIP, "80", 5) })
 	t.Cleanup(func() { load.stop() })
 	scale := func(n int) []string {
@@ -129,6 +132,9 @@ func testE2EProxy(t *testing.T, mode string) {
 		return load.requests() > sent+20, fmt.Sprint(load.requests())
 	})
 	n, failures := load.stop()
+	if after := bridgeMAC(t, node1.NetnsPath); after != brMAC {
+		t.Errorf("node1's bridge MAC changed from %s to %s while pods came and went", brMAC, after)
+	}
 	t.Logf("%s: %d requests while scaling 1→5→1, answered by %d pods", mode, n, load.servedBy())
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d requests failed while scaling (last pod %s): %v", len(failures), n, one[0], failures)

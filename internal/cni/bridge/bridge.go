@@ -62,10 +62,6 @@ func (p Plugin) Add(ctx context.Context, args *skel.CmdArgs, conf *NetConf) (res
 			rollback.run()
 		}
 	}()
-	br, err := ensureBridge(conf)
-	if err != nil {
-		return nil, cnierr.Internal("bridge "+conf.BrName, err)
-	}
 	im := p.ipam(conf.IPAM.Type)
 	res, err = im.Add(ctx, args)
 	if err != nil {
@@ -74,6 +70,15 @@ func (p Plugin) Add(ctx context.Context, args *skel.CmdArgs, conf *NetConf) (res
 	rollback.push(func() { _ = im.Del(context.WithoutCancel(ctx), args) })
 	if len(res.IPs) == 0 {
 		return nil, cnierr.InvalidConfig("network %q: IPAM %s returned no addresses", conf.Name, conf.IPAM.Type)
+	}
+	// The lease comes first: the bridge's MAC derives from the gateway.
+	var gws []net.IP
+	for _, ipc := range res.IPs {
+		gws = append(gws, ipc.Gateway)
+	}
+	br, err := ensureBridge(conf, stableMAC(macKey(conf.BrName, gws)))
+	if err != nil {
+		return nil, cnierr.Internal("bridge "+conf.BrName, err)
 	}
 
 	hostName := netutil.HostVethName(args.ContainerID, args.IfName)
@@ -120,10 +125,6 @@ func (p Plugin) Add(ctx context.Context, args *skel.CmdArgs, conf *NetConf) (res
 			rollback.push(func() { _ = p.masq().Remove(fam, owner) })
 		}
 	}
-	// Refresh the bridge: its MAC settles once the first port is attached.
-	if l, err := netlink.LinkByIndex(br.Attrs().Index); err == nil {
-		br = l
-	}
 	res.Interfaces = []*current.Interface{netutil.Interface(br, ""), netutil.Interface(host, ""), netutil.Interface(cont, args.Netns)}
 	return res, nil
 }
@@ -157,14 +158,16 @@ func masqChain(owner iptables.Owner, res *current.Result, fam iptables.Family) i
 	return c
 }
 
-func ensureBridge(conf *NetConf) (netlink.Link, error) {
+// ensureBridge finds or creates the bridge, up, with an explicitly set MAC
+// (mac when the plugin creates it; see fixMAC for an existing one).
+func ensureBridge(conf *NetConf, mac net.HardwareAddr) (netlink.Link, error) {
 	br, err := netlink.LinkByName(conf.BrName)
 	if err != nil {
 		if !netutil.IsNotFound(err) {
 			return nil, err
 		}
 		la := netlink.NewLinkAttrs()
-		la.Name, la.MTU = conf.BrName, conf.MTU
+		la.Name, la.MTU, la.HardwareAddr = conf.BrName, conf.MTU, mac
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("create: %w", err)
 		}
@@ -174,6 +177,9 @@ func ensureBridge(conf *NetConf) (netlink.Link, error) {
 	}
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("%q exists and is a %s, not a bridge", conf.BrName, br.Type())
+	}
+	if br, err = fixMAC(br, mac); err != nil {
+		return nil, err
 	}
 	if conf.PromiscMode && br.Attrs().Promisc == 0 {
 		if err := netlink.SetPromiscOn(br); err != nil {

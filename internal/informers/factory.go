@@ -44,10 +44,12 @@ type SharedInformerFactory interface {
 type (
 	AppsGroup         interface{ V1() appsv1.Interface }
 	BatchGroup        interface{ V1() batchv1.Interface }
-	CoordinationGroup interface{ V1() coordinationv1.Interface }
-	CoreGroup         interface{ V1() corev1.Interface }
-	DiscoveryGroup    interface{ V1() discoveryv1.Interface }
-	PolicyGroup       interface{ V1() policyv1.Interface }
+	CoordinationGroup interface {
+		V1() coordinationv1.Interface
+	}
+	CoreGroup      interface{ V1() corev1.Interface }
+	DiscoveryGroup interface{ V1() discoveryv1.Interface }
+	PolicyGroup    interface{ V1() policyv1.Interface }
 )
 
 // Option configures a factory.

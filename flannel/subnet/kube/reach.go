@@ -50,8 +50,6 @@ func nodeListWatch(client kubernetes.Interface, r *reach) cache.ListerWatcher {
 		return w, err
 	}
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListFunc:             func(o metav1.ListOptions) (runtime.Object, error) { return list(context.Background(), o) },
-		WatchFunc:            func(o metav1.ListOptions) (watch.Interface, error) { return watchFn(context.Background(), o) },
 		ListWithContextFunc:  list,
 		WatchFuncWithContext: watchFn,
 	}, client)

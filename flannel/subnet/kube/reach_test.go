@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 )
 
 // TestNodeListWatchLogsOutageOnce: failing list/watch calls log one line
@@ -30,12 +32,12 @@ func TestNodeListWatchLogsOutageOnce(t *testing.T) {
 		return handled, nil, err
 	})
 	logs := &syncBuffer{}
-	lw := nodeListWatch(client, &reach{log: slog.New(slog.NewTextHandler(logs, nil))})
+	lw := cache.ToListerWatcherWithContext(nodeListWatch(client, &reach{log: slog.New(slog.NewTextHandler(logs, nil))}))
 	call := func() error {
-		if _, err := lw.List(metav1.ListOptions{}); err != nil {
+		if _, err := lw.ListWithContext(context.Background(), metav1.ListOptions{}); err != nil {
 			return err
 		}
-		w, err := lw.Watch(metav1.ListOptions{})
+		w, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{})
 		if err == nil {
 			w.Stop()
 		}

@@ -51,3 +51,29 @@ func TestDeletedServiceFlowsAreStale(t *testing.T) {
 		t.Fatal("a flow of a deleted service is not stale")
 	}
 }
+
+func TestStaleTCP(t *testing.T) {
+	tr := changes.NewTracker("n0", nil)
+	tr.SetService(ct.Service("web", "10.96.0.20", []v1.ServicePort{ct.Port("http", v1.ProtocolTCP, 80, "8080", 0)}))
+	tr.SetService(ct.Service("empty", "10.96.0.21", []v1.ServicePort{ct.Port("http", v1.ProtocolTCP, 80, "8080", 0)}))
+	tr.SetSlice(ct.Slice("web", "web-0", []discovery.EndpointPort{ct.SlicePort("http", v1.ProtocolTCP, 8080)}, ct.EP{IP: "10.244.1.5"}))
+	st, _, _ := tr.Snapshot()
+	a := conntrack.AllowedFrom(st)
+	ap := netip.MustParseAddrPort
+	for _, c := range []struct {
+		dst, reply string
+		synSent    bool
+		stale      bool
+	}{
+		{"10.96.0.20:80", "10.96.0.20:80", true, true},    // sent before the rules: never DNATed
+		{"10.96.0.20:80", "10.244.1.5:8080", true, false}, // DNATed, waiting for the endpoint
+		{"10.96.0.20:80", "10.96.0.20:80", false, false},  // answered: not ours to judge
+		{"10.96.0.21:80", "10.96.0.21:80", true, false},   // no endpoint: the REJECT answers it
+		{"10.96.0.22:80", "10.96.0.22:80", true, false},   // not a service
+		{"10.96.0.20:443", "10.96.0.20:443", true, false}, // not a service port
+	} {
+		if got := a.StaleTCP(ap(c.dst), ap(c.reply), c.synSent); got != c.stale {
+			t.Errorf("StaleTCP(%s, %s, synSent=%v) = %v, want %v", c.dst, c.reply, c.synSent, got, c.stale)
+		}
+	}
+}

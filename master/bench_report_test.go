@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,14 +155,49 @@ const (
 	createWorkers = 16
 )
 
-// benchCreate: pod creates through the API vs. raw etcd Puts of values of
-// the stored pod's size, same parallelism, same embedded etcd, same run.
-func benchCreate(t *testing.T, rep, raw *strings.Builder) {
+// createRun is one benchCreate measurement: API creates then raw etcd
+// Puts of values of the stored pod's size.
+type createRun struct {
+	size              int
+	apiLat, etcdLat   latencies
+	apiRate, etcdRate float64
+	// etcdPerCreate: the master's etcd requests per API create, by
+	// operation (from its own metrics).
+	etcdPerCreate map[string]float64
+	// apiCPU, etcdCPU: this process's CPU time (master, etcd and
+	// clients) per API create and per raw Put; less sensitive to other
+	// processes' load than the rates.
+	apiCPU, etcdCPU time.Duration
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measureCreate: pod creates through the API vs. raw etcd Puts of values
+// of the stored pod's size, same parallelism, same embedded etcd, back to
+// back in one process.
+func measureCreate(t *testing.T) createRun {
 	m, etcdURL := quietMaster(t)
+	defer m.Stop()
 	createNamespace(t, m, "bench")
+	calls0 := etcdCalls(t, m)
+	cpu0 := cpuTime(t)
 	apiLat, apiWall := parallel(t, createPods, createWorkers, func(i int) error {
 		return createPod(m.client, m.URL, "bench", benchPod(fmt.Sprintf("p%05d", i), "node-a", 0))
 	})
+	apiCPU := (cpuTime(t) - cpu0) / createPods
+	perCreate := map[string]float64{}
+	for op, n := range etcdCalls(t, m) {
+		if d := n - calls0[op]; d > 0 {
+			perCreate[op] = d / createPods
+		}
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdURL}, DialTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -174,23 +210,29 @@ func benchCreate(t *testing.T, rep, raw *strings.Builder) {
 	}
 	size := len(stored.Kvs[0].Value)
 	value := strings.Repeat("x", size)
+	cpu0 = cpuTime(t)
 	etcdLat, etcdWall := parallel(t, createPods, createWorkers, func(i int) error {
 		_, err := cli.Put(ctx, fmt.Sprintf("/bench-raw/p%05d", i), value)
 		return err
 	})
-	apiRate := float64(createPods) / apiWall.Seconds()
-	etcdRate := float64(createPods) / etcdWall.Seconds()
+	etcdCPU := (cpuTime(t) - cpu0) / createPods
+	return createRun{size: size, apiLat: apiLat, etcdLat: etcdLat, etcdPerCreate: perCreate, apiCPU: apiCPU, etcdCPU: etcdCPU,
+		apiRate: float64(createPods) / apiWall.Seconds(), etcdRate: float64(createPods) / etcdWall.Seconds()}
+}
+
+// benchCreate writes measureCreate's table.
+func benchCreate(t *testing.T, rep, raw *strings.Builder) {
+	r := measureCreate(t)
 	fmt.Fprintf(rep, "## Pod create throughput\n\n%d pods (stored value %d bytes) created by %d parallel clients sharing one HTTP/2 connection; "+
 		"then %d raw etcd Puts of %d-byte values by %d parallel goroutines on the same embedded etcd (one gRPC connection). "+
 		"Controllers and scheduler are off so only the API server and etcd work.\n\n"+
 		"| path | ops | ops/s | p50 | p99 |\n|---|---|---|---|---|\n"+
 		"| API POST /pods | %d | %.0f | %s | %s |\n| raw etcd Put | %d | %.0f | %s | %s |\n\n"+
 		"API throughput = **%.0f%%** of raw etcd (target ≥ 40%%).\n\n",
-		createPods, size, createWorkers, createPods, size, createWorkers,
-		createPods, apiRate, ms(apiLat.pct(0.5)), ms(apiLat.pct(0.99)),
-		createPods, etcdRate, ms(etcdLat.pct(0.5)), ms(etcdLat.pct(0.99)), 100*apiRate/etcdRate)
+		createPods, r.size, createWorkers, createPods, r.size, createWorkers,
+		createPods, r.apiRate, ms(r.apiLat.pct(0.5)), ms(r.apiLat.pct(0.99)),
+		createPods, r.etcdRate, ms(r.etcdLat.pct(0.5)), ms(r.etcdLat.pct(0.99)), 100*r.apiRate/r.etcdRate)
 	fmt.Fprintf(raw, "create api  n=%d workers=%d rate=%.0f/s p50=%s p99=%s\ncreate etcd n=%d workers=%d size=%d rate=%.0f/s p50=%s p99=%s\n",
-		createPods, createWorkers, apiRate, ms(apiLat.pct(0.5)), ms(apiLat.pct(0.99)),
-		createPods, createWorkers, size, etcdRate, ms(etcdLat.pct(0.5)), ms(etcdLat.pct(0.99)))
-	m.Stop()
+		createPods, createWorkers, r.apiRate, ms(r.apiLat.pct(0.5)), ms(r.apiLat.pct(0.99)),
+		createPods, createWorkers, r.size, r.etcdRate, ms(r.etcdLat.pct(0.5)), ms(r.etcdLat.pct(0.99)))
 }

@@ -110,6 +110,18 @@ func (h *handler) respond(code int, obj runtime.Object) error {
 	return nil
 }
 
+// respondEncoded is respond for an object whose JSON encoding the store
+// already made (data, nil if none): plain JSON responses reuse it.
+func (h *handler) respondEncoded(code int, obj runtime.Object, data []byte) error {
+	if f, ok := negotiate(h.r); !ok || f != (format{}) || data == nil {
+		return h.respond(code, obj)
+	}
+	h.w.Header().Set("Content-Type", "application/json")
+	h.w.WriteHeader(code)
+	_, _ = h.w.Write(data)
+	return nil
+}
+
 func (h *handler) get() error {
 	if h.info.Subresource == "scale" {
 		obj, err := h.st.Get(h.ctx(), h.ns, h.info.Name)
@@ -271,14 +283,14 @@ func (h *handler) create() error {
 	if err := h.s.cfg.Admission.Admit(h.ctx(), a); err != nil {
 		return err
 	}
-	out, err := h.st.Create(h.ctx(), h.ns, obj, h.dryRun())
+	out, data, err := h.st.CreateJSON(h.ctx(), h.ns, obj, h.dryRun())
 	if err != nil || h.dryRun() {
 		h.s.cfg.Admission.Release(h.ctx(), h.st.Res, obj, nil)
 	}
 	if err != nil {
 		return err
 	}
-	return h.respond(http.StatusCreated, out)
+	return h.respondEncoded(http.StatusCreated, out, data)
 }
 
 func (h *handler) update() error {

@@ -27,6 +27,7 @@ type Store struct {
 	cache  *storage.Cacher
 	prefix string // /registry/<resource>/
 	now    func() time.Time
+	gets   getMemo // CachedGet's recent decodes
 }
 
 // NewStore returns the store of res. Its watch cache starts with Run.
@@ -118,28 +119,45 @@ func (s *Store) Get(ctx context.Context, ns, name string) (runtime.Object, error
 }
 
 // CachedGet returns an object from the watch cache, which may lag etcd a
-// little: for checks where a miss falls back to Get.
+// little: for checks where a miss falls back to Get. Each call returns a
+// new object.
 func (s *Store) CachedGet(ns, name string) (runtime.Object, bool) {
-	kv, ok := s.cache.Get(s.key(ns, name))
+	key := s.key(ns, name)
+	kv, ok := s.cache.Get(key)
 	if !ok {
 		return nil, false
 	}
+	if obj, ok := s.gets.get(key, kv.ModRevision); ok {
+		return obj, true
+	}
 	obj, err := s.decode(kv.Value, kv.ModRevision)
-	return obj, err == nil
+	if err != nil {
+		return nil, false
+	}
+	s.gets.put(key, kv.ModRevision, obj)
+	return obj, true
 }
 
 // Create validates and stores a new object in namespace ns.
 func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	out, _, err := s.CreateJSON(ctx, ns, obj, dryRun)
+	return out, err
+}
+
+// CreateJSON is Create that also returns the created object's JSON
+// encoding (what json.Marshal of the returned object gives), encoded
+// once with the stored value. It is nil for dry runs.
+func (s *Store) CreateJSON(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, []byte, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, nil, apierrors.NewBadRequest(err.Error())
 	}
 	if err := s.prepareMetaForCreate(acc, ns); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.Res.HasStatus && s.Res.Kind != "Node" {
 		if err := resetField(obj, "status"); err != nil {
-			return nil, apierrors.NewInternalError(err)
+			return nil, nil, apierrors.NewInternalError(err)
 		}
 	}
 	if hasField(obj, "spec") {
@@ -148,21 +166,30 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 	s.Res.Strategy.PrepareForCreate(obj)
 	errs := append(s.validateMeta(acc), s.Res.Strategy.Validate(obj)...)
 	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(s.Res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
+		return nil, nil, apierrors.NewInvalid(s.Res.GroupVersionKind().GroupKind(), acc.GetName(), errs)
 	}
-	data, err := encodeForStorage(obj, s.Res.GroupVersionKind())
+	enc, ok, err := encodeOnce(obj, s.Res.GroupVersionKind())
 	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+		return nil, nil, apierrors.NewInternalError(err)
+	}
+	var data []byte
+	if ok {
+		data = enc.stored()
+	} else if data, err = encodeForStorage(obj, s.Res.GroupVersionKind()); err != nil {
+		return nil, nil, apierrors.NewInternalError(err)
 	}
 	if dryRun {
-		return obj, nil
+		return obj, nil, nil
 	}
 	rev, err := s.etcd.Create(ctx, s.key(ns, acc.GetName()), data)
 	if err != nil {
-		return nil, s.storageErr(err, acc.GetName())
+		return nil, nil, s.storageErr(err, acc.GetName())
 	}
 	acc.SetResourceVersion(strconv.FormatInt(rev, 10))
-	return obj, nil
+	if !ok {
+		return obj, nil, nil
+	}
+	return obj, enc.withRV(rev), nil
 }
 
 // UpdateFunc computes the new object from the stored one. Returning

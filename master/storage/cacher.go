@@ -37,6 +37,22 @@ type CacheEvent struct {
 	// Obj there, so a thousand watchers encode a change once. Only the
 	// event window holds memos, so their memory is bounded.
 	Memo *Memo
+
+	// lazy, on the event window's events, decodes Obj, Attrs and
+	// PrevAttrs on first use: a change nobody watches is never decoded,
+	// one that many watch is decoded once. Watch fills the fields in
+	// before sending.
+	lazy *lazyEvent
+}
+
+// lazyEvent is a change's value, decoded once when a watcher needs it.
+type lazyEvent struct {
+	value []byte
+	attrs *lazyAttrs
+	prev  *cachedObj // the object before the change (nil: none)
+	once  sync.Once
+	obj   any
+	err   error
 }
 
 // Memo holds one value computed on first use.
@@ -67,11 +83,81 @@ type Codec struct {
 var ErrTooOld = errors.New("revision older than the watch cache window")
 
 // cachedObj is one object as the cache keeps it: encoded, decoded on
-// demand, with its selector attributes at hand.
+// demand, with its selector attributes computed on first use.
 type cachedObj struct {
 	value []byte
 	rev   int64
+	attrs *lazyAttrs
+}
+
+// lazyAttrs are an object's selector attributes, computed once: from the
+// first decode of the object that happens anyway (a watch event, a list)
+// or, if a selector needs them first, from a decode of their own.
+type lazyAttrs struct {
+	once  sync.Once
 	attrs any
+	err   error
+}
+
+// fill sets the attributes from obj, a decode of the same value, unless
+// they are known already.
+func (c *Cacher) fill(la *lazyAttrs, obj any) {
+	la.once.Do(func() { la.attrs = c.codec.Attrs(obj) })
+}
+
+// attrsOf returns co's attributes, decoding its value if nothing did yet.
+// Safe without the lock: values are never modified.
+func (c *Cacher) attrsOf(key string, co cachedObj) (any, error) {
+	la := co.attrs
+	la.once.Do(func() {
+		obj, err := c.codec.Decode(key, co.value, co.rev)
+		if err != nil {
+			la.err = err
+			return
+		}
+		la.attrs = c.codec.Attrs(obj)
+	})
+	return la.attrs, la.err
+}
+
+// decodeEntry returns a new decoded object of e, noting its attributes.
+// An undecodable value is logged and left out (ok false), as it always
+// was: the cache used to skip such values when they arrived.
+func (c *Cacher) decodeEntry(e entry) (obj any, ok bool) {
+	obj, err := c.codec.Decode(e.key, e.value, e.rev)
+	if err != nil {
+		slog.Warn("watch cache: skipping undecodable object", "key", e.key, "err", err)
+		return nil, false
+	}
+	c.fill(e.attrs, obj)
+	return obj, true
+}
+
+// resolve fills in a window event's decoded fields, decoding its value on
+// the first call for that event (from any watcher). Watchers skip an
+// event whose value does not decode.
+func (c *Cacher) resolve(e CacheEvent) (CacheEvent, error) {
+	l := e.lazy
+	if l == nil {
+		return e, nil
+	}
+	l.once.Do(func() {
+		l.obj, l.err = c.codec.Decode(e.Key, l.value, e.Revision)
+		if l.err != nil {
+			slog.Warn("watch cache: skipping undecodable event", "key", e.Key, "err", l.err)
+			return
+		}
+		c.fill(l.attrs, l.obj)
+	})
+	if l.err != nil {
+		return e, l.err
+	}
+	e.Obj, e.Attrs, e.lazy = l.obj, l.attrs.attrs, nil
+	if l.prev != nil {
+		// An undecodable previous version counts as not matching.
+		e.PrevAttrs, _ = c.attrsOf(e.Key, *l.prev)
+	}
+	return e, nil
 }
 
 // Cacher mirrors one prefix in memory, fed by a single etcd watch, and serves
@@ -119,12 +205,7 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 	}
 	objs := make(map[string]cachedObj, len(res.KVs))
 	for _, kv := range res.KVs {
-		o, err := c.codec.Decode(kv.Key, kv.Value, kv.ModRevision)
-		if err != nil {
-			slog.Warn("watch cache: skipping undecodable object", "key", kv.Key, "err", err)
-			continue
-		}
-		objs[kv.Key] = cachedObj{kv.Value, kv.ModRevision, c.codec.Attrs(o)}
+		objs[kv.Key] = cachedObj{kv.Value, kv.ModRevision, &lazyAttrs{}}
 	}
 	c.mu.Lock()
 	c.gen++
@@ -147,19 +228,16 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 	}
 }
 
+// apply records a change without decoding it: watchers decode it (once)
+// when they send it, lists when they read the object.
 func (c *Cacher) apply(ev Event) {
-	obj, err := c.codec.Decode(ev.Key, ev.Value, ev.Revision)
-	if err != nil {
-		slog.Warn("watch cache: undecodable event", "key", ev.Key, "err", err)
-		return
-	}
-	attrs := c.codec.Attrs(obj)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev, had := c.objs[ev.Key]
-	ce := CacheEvent{Key: ev.Key, Obj: obj, Attrs: attrs, Revision: ev.Revision, Memo: &Memo{}}
+	l := &lazyEvent{value: ev.Value, attrs: &lazyAttrs{}}
+	ce := CacheEvent{Key: ev.Key, Revision: ev.Revision, Memo: &Memo{}, lazy: l}
 	if had {
-		ce.PrevAttrs = prev.attrs
+		l.prev = &prev
 	}
 	switch {
 	case ev.Type == Deleted:
@@ -167,10 +245,10 @@ func (c *Cacher) apply(ev Event) {
 		delete(c.objs, ev.Key)
 	case had:
 		ce.Type = Modified
-		c.objs[ev.Key] = cachedObj{ev.Value, ev.Revision, attrs}
+		c.objs[ev.Key] = cachedObj{ev.Value, ev.Revision, l.attrs}
 	default:
 		ce.Type = Added
-		c.objs[ev.Key] = cachedObj{ev.Value, ev.Revision, attrs}
+		c.objs[ev.Key] = cachedObj{ev.Value, ev.Revision, l.attrs}
 	}
 	if len(c.events) >= c.capacity {
 		drop := len(c.events) / 2
@@ -211,17 +289,16 @@ func (c *Cacher) List(ctx context.Context, keyPrefix string, match func(attrs an
 		return nil, 0, err
 	}
 	c.mu.RLock()
-	entries := c.entriesLocked(keyPrefix, match)
+	entries := c.entriesLocked(keyPrefix)
 	rev := c.rev
 	c.mu.RUnlock()
 	// Decoding happens outside the lock: values are never modified.
+	entries = c.matching(entries, match)
 	out := make([]any, 0, len(entries))
 	for _, e := range entries {
-		obj, err := c.codec.Decode(e.key, e.value, e.rev)
-		if err != nil {
-			return nil, 0, fmt.Errorf("watch cache: decode %s: %w", e.key, err)
+		if obj, ok := c.decodeEntry(e); ok {
+			out = append(out, obj)
 		}
-		out = append(out, obj)
 	}
 	return out, rev, nil
 }
@@ -241,17 +318,32 @@ type entry struct {
 	cachedObj
 }
 
-// entriesLocked returns the objects under keyPrefix whose attributes
-// match (nil: all), sorted by key.
-func (c *Cacher) entriesLocked(keyPrefix string, match func(attrs any) bool) []entry {
+// entriesLocked returns the objects under keyPrefix.
+func (c *Cacher) entriesLocked(keyPrefix string) []entry {
 	var out []entry
 	for k, co := range c.objs {
-		if len(k) >= len(keyPrefix) && k[:len(keyPrefix)] == keyPrefix && (match == nil || match(co.attrs)) {
+		if len(k) >= len(keyPrefix) && k[:len(keyPrefix)] == keyPrefix {
 			out = append(out, entry{k, co})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
+}
+
+// matching keeps the entries whose attributes match (nil: all), sorted by
+// key. It runs outside the lock: attributes not yet known are decoded
+// (an undecodable object matches nothing).
+func (c *Cacher) matching(entries []entry, match func(attrs any) bool) []entry {
+	if match != nil {
+		kept := entries[:0]
+		for _, e := range entries {
+			if a, err := c.attrsOf(e.key, e.cachedObj); err == nil && match(a) {
+				kept = append(kept, e)
+			}
+		}
+		entries = kept
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
+	return entries
 }
 
 // Revision returns the revision the cache reflects, once it is ready.
@@ -309,13 +401,14 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 	var initial []entry
 	if pos == 0 || o.SendInitialEvents {
 		pos = c.rev
-		initial = c.entriesLocked(o.KeyPrefix, o.Match)
+		initial = c.entriesLocked(o.KeyPrefix)
 	} else if pos < c.startRev {
 		c.mu.Unlock()
 		return nil, nil, fmt.Errorf("%w: revision %d, oldest cached %d", ErrTooOld, pos, c.startRev+1)
 	}
 	c.watchers++
 	c.mu.Unlock()
+	initial = c.matching(initial, o.Match)
 
 	out := make(chan CacheEvent, 16)
 	errc := make(chan error, 1)
@@ -335,14 +428,13 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 			}
 		}
 		for _, e := range initial {
-			obj, err := c.codec.Decode(e.key, e.value, e.rev)
-			if err != nil {
-				errc <- fmt.Errorf("watch cache: decode %s: %w", e.key, err)
-				return
+			obj, ok := c.decodeEntry(e)
+			if !ok {
+				continue
 			}
 			// A memo per watcher: keeping encodings of the whole cache
 			// would cost more memory than it saves CPU.
-			if !send(CacheEvent{Type: Added, Key: e.key, Obj: obj, Attrs: e.attrs, Revision: e.rev, Memo: &Memo{}}) {
+			if !send(CacheEvent{Type: Added, Key: e.key, Obj: obj, Attrs: e.attrs.attrs, Revision: e.rev, Memo: &Memo{}}) {
 				return
 			}
 		}
@@ -371,10 +463,14 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 					pos = e.Revision
 					continue
 				}
-				if !send(e) {
+				pos = e.Revision
+				re, err := c.resolve(e)
+				if err != nil {
+					continue
+				}
+				if !send(re) {
 					return
 				}
-				pos = e.Revision
 			}
 			if len(pending) > 0 {
 				continue

@@ -121,3 +121,117 @@ func TestIntegrationCacher(t *testing.T) {
 		t.Errorf("watchers = %d, want 3", n)
 	}
 }
+
+// TestIntegrationCacherDecodesLazily: a change nobody watches is not
+// decoded; one that several watchers receive is decoded once, and its
+// attributes come from that decode.
+func TestIntegrationCacherDecodesLazily(t *testing.T) {
+	s := storage.New(storagetest.Client(t, storagetest.Embedded(t)), nil)
+	ctx := ctxT(t)
+	var decodes atomic.Int64
+	c := storage.NewCacher(s, "/registry/l/", storage.Codec{
+		Decode: func(_ string, v []byte, _ int64) (any, error) { decodes.Add(1); return string(v), nil },
+		Attrs:  func(o any) any { return o.(string)[:1] },
+	}, 100)
+	go c.Run(ctx)
+	var rev int64
+	for _, v := range []string{"a", "b", "c"} {
+		var err error
+		if rev, err = s.Create(ctx, "/registry/l/"+v, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cache has applied the creates once its revision reaches rev.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cur, err := c.Revision(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur >= rev {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache at revision %d, want %d", cur, rev)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := decodes.Load(); n != 0 {
+		t.Fatalf("%d decodes of unwatched changes, want 0", n)
+	}
+	var ws []<-chan storage.CacheEvent
+	for range 3 {
+		w, _, err := c.Watch(ctx, storage.WatchOptions{FromRevision: rev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	kv, _ := s.Get(ctx, "/registry/l/b")
+	if _, err := s.Update(ctx, "/registry/l/b", []byte("x"), kv.ModRevision); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range ws {
+		if e := next(t, w); e.Type != storage.Modified || e.Obj != "x" || e.Attrs != "x" || e.PrevAttrs != "b" {
+			t.Fatalf("watcher %d: %+v", i, e)
+		}
+	}
+	// One decode of the change for three watchers, one of the previous
+	// version for its attributes.
+	if n := decodes.Load(); n != 2 {
+		t.Errorf("%d decodes for three watchers of one change, want 2", n)
+	}
+	// A selector list needs the attributes of a and c (decoded now) but
+	// not of b, whose new attributes came with the watch event; it decodes
+	// only the match.
+	decodes.Store(0)
+	objs, _, err := c.List(ctx, "/registry/l/", func(a any) bool { return a == "x" })
+	if err != nil || len(objs) != 1 || objs[0] != "x" {
+		t.Fatalf("list of x: %v %v", objs, err)
+	}
+	if n := decodes.Load(); n != 3 {
+		t.Errorf("%d decodes for a selector list, want 3 (a and c attributes, x)", n)
+	}
+	decodes.Store(0)
+	if _, _, err := c.List(ctx, "/registry/l/", func(a any) bool { return a == "a" }); err != nil {
+		t.Fatal(err)
+	}
+	if n := decodes.Load(); n != 1 {
+		t.Errorf("%d decodes for a second selector list, want 1: attributes are kept", n)
+	}
+}
+
+// TestIntegrationCacherSkipsUndecodable: a value that does not decode is
+// left out of lists and watches, which go on with the rest.
+func TestIntegrationCacherSkipsUndecodable(t *testing.T) {
+	s := storage.New(storagetest.Client(t, storagetest.Embedded(t)), nil)
+	ctx := ctxT(t)
+	c := storage.NewCacher(s, "/registry/u/", storage.Codec{
+		Decode: func(_ string, v []byte, _ int64) (any, error) {
+			if string(v) == "bad" {
+				return nil, errors.New("corrupt")
+			}
+			return string(v), nil
+		},
+		Attrs: func(o any) any { return o },
+	}, 100)
+	go c.Run(ctx)
+	w, _, err := c.Watch(ctx, storage.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"bad", "good"} {
+		if _, err := s.Create(ctx, "/registry/u/"+v, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := next(t, w); e.Type != storage.Added || e.Obj != "good" || e.Attrs != "good" {
+		t.Fatalf("watch after an undecodable change: %+v", e)
+	}
+	for _, match := range []func(any) bool{nil, func(a any) bool { return a != "x" }} {
+		objs, _, err := c.List(ctx, "/registry/u/", match)
+		if err != nil || len(objs) != 1 || objs[0] != "good" {
+			t.Fatalf("list: %v %v", objs, err)
+		}
+	}
+}

@@ -70,13 +70,16 @@ func New(client *clientv3.Client, observe Observer) *Store {
 // Client returns the underlying etcd client.
 func (s *Store) Client() *clientv3.Client { return s.client }
 
-func (s *Store) timed(op string, start time.Time, err error) {
-	s.observe(op, time.Since(start), err)
+// timed records one request when its function returns; err points at the
+// function's named result so the outcome is the final one (a deferred call
+// evaluates plain arguments when the defer statement runs).
+func (s *Store) timed(op string, start time.Time, err *error) {
+	s.observe(op, time.Since(start), *err)
 }
 
 // Get returns the object at key.
 func (s *Store) Get(ctx context.Context, key string) (kv KV, err error) {
-	defer s.timed("get", time.Now(), err)
+	defer s.timed("get", time.Now(), &err)
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return KV{}, err
@@ -90,7 +93,7 @@ func (s *Store) Get(ctx context.Context, key string) (kv KV, err error) {
 
 // Create stores value at key if nothing is there yet and returns the new revision.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (rev int64, err error) {
-	defer s.timed("create", time.Now(), err)
+	defer s.timed("create", time.Now(), &err)
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(value))).Commit()
@@ -106,7 +109,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (rev int64
 // Update replaces the value at key if its mod revision is still modRev. A
 // failed compare returns a *ConflictError with the current value.
 func (s *Store) Update(ctx context.Context, key string, value []byte, modRev int64) (rev int64, err error) {
-	defer s.timed("update", time.Now(), err)
+	defer s.timed("update", time.Now(), &err)
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
 		Then(clientv3.OpPut(key, string(value))).
@@ -124,7 +127,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, modRev int
 // and returns the revision of the deletion. A failed compare returns a
 // *ConflictError with the current value.
 func (s *Store) Delete(ctx context.Context, key string, modRev int64) (rev int64, err error) {
-	defer s.timed("delete", time.Now(), err)
+	defer s.timed("delete", time.Now(), &err)
 	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", modRev)
 	if modRev == 0 {
 		cmp = clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
@@ -160,7 +163,7 @@ type ListResult struct {
 
 // List reads the keys under prefix.
 func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (res ListResult, err error) {
-	defer s.timed("list", time.Now(), err)
+	defer s.timed("list", time.Now(), &err)
 	start := prefix
 	if o.StartKey != "" {
 		start = o.StartKey

@@ -82,10 +82,12 @@ func NewSharedInformerFactoryWithOptions(client kubernetes.Interface, resync tim
 	for _, o := range opts {
 		o(f)
 	}
+	f.groups = groups{f: f, namespace: f.namespace, tweak: f.tweak}
 	return f
 }
 
 type factory struct {
+	groups
 	client    kubernetes.Interface
 	resync    time.Duration
 	namespace string
@@ -156,26 +158,34 @@ type group[V any] struct{ v1 V }
 
 func (g group[V]) V1() V { return g.v1 }
 
-func (f *factory) Apps() AppsGroup {
-	return group[appsv1.Interface]{appsv1.New(f, f.namespace, f.tweak)}
+// groups hands out the typed group accessors over any factory; the
+// factory and a Term share them.
+type groups struct {
+	f         internalinterfaces.SharedInformerFactory
+	namespace string
+	tweak     internalinterfaces.TweakListOptionsFunc
 }
 
-func (f *factory) Batch() BatchGroup {
-	return group[batchv1.Interface]{batchv1.New(f, f.namespace, f.tweak)}
+func (g groups) Apps() AppsGroup {
+	return group[appsv1.Interface]{appsv1.New(g.f, g.namespace, g.tweak)}
 }
 
-func (f *factory) Coordination() CoordinationGroup {
-	return group[coordinationv1.Interface]{coordinationv1.New(f, f.namespace, f.tweak)}
+func (g groups) Batch() BatchGroup {
+	return group[batchv1.Interface]{batchv1.New(g.f, g.namespace, g.tweak)}
 }
 
-func (f *factory) Core() CoreGroup {
-	return group[corev1.Interface]{corev1.New(f, f.namespace, f.tweak)}
+func (g groups) Coordination() CoordinationGroup {
+	return group[coordinationv1.Interface]{coordinationv1.New(g.f, g.namespace, g.tweak)}
 }
 
-func (f *factory) Discovery() DiscoveryGroup {
-	return group[discoveryv1.Interface]{discoveryv1.New(f, f.namespace, f.tweak)}
+func (g groups) Core() CoreGroup {
+	return group[corev1.Interface]{corev1.New(g.f, g.namespace, g.tweak)}
 }
 
-func (f *factory) Policy() PolicyGroup {
-	return group[policyv1.Interface]{policyv1.New(f, f.namespace, f.tweak)}
+func (g groups) Discovery() DiscoveryGroup {
+	return group[discoveryv1.Interface]{discoveryv1.New(g.f, g.namespace, g.tweak)}
+}
+
+func (g groups) Policy() PolicyGroup {
+	return group[policyv1.Interface]{policyv1.New(g.f, g.namespace, g.tweak)}
 }

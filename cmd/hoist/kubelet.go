@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -124,11 +123,7 @@ func runKubelet(ctx context.Context, args []string) error {
 		}
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		// The kubelet's heap is small and steady: trade a little GC CPU for
-		// RSS (the environment overrides this).
-		debug.SetGCPercent(50)
-	}
+	preferSmallHeap(50) // the kubelet's heap is small and steady
 	return kubelet.Run(ctx, cfg)
 }
 

@@ -67,6 +67,7 @@ func runUp(ctx context.Context, args []string) error {
 		cfg.PublicIP = ip
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	preferSmallHeap(50) // one process holding the master's and the kubelet's heaps
 	if err := up.Run(ctx, cfg); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}

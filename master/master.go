@@ -235,6 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 		BookmarkInterval: cfg.BookmarkInterval,
 		Admission:        adm,
 		Observe:          metrics.observeRequest,
+		Tokens:           sec.tokens,
 		Extra:            map[string]http.Handler{"/metrics": metrics.handler()},
 	})
 	if err := bootstrap(ctx, srv, adm, cfg); err != nil {

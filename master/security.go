@@ -19,6 +19,9 @@ import (
 	"github.com/hoist-project/hoist/master/pki"
 	"github.com/hoist-project/hoist/master/registry"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 )
 
@@ -96,6 +99,8 @@ type security struct {
 	token string
 	addrs addresses
 	authn authn.Authenticator
+	// tokens signs service account tokens (the TokenRequest API).
+	tokens *authn.Issuer
 }
 
 // setUpSecurity creates or loads the PKI (serving certificate SANs include
@@ -122,14 +127,30 @@ func setUpSecurity(cfg Config, bound net.Addr) (*security, error) {
 		}
 		an = append(an, tf)
 	}
-	return &security{pki: p, token: token, addrs: addrs, authn: an}, nil
+	saKey, err := pki.EnsureServiceAccountKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("service account key: %w", err)
+	}
+	// As upstream, the API server's audience defaults to the issuer.
+	tokens := &authn.Issuer{Key: saKey, Issuer: authn.DefaultServiceAccountIssuer,
+		Audiences: []string{authn.DefaultServiceAccountIssuer}}
+	return &security{pki: p, token: token, addrs: addrs, authn: an, tokens: tokens}, nil
+}
+
+// serviceAccountAuthn verifies the tokens s.tokens signs against the
+// service accounts and pods in api's stores.
+func (s *security) serviceAccountAuthn(api *apiserver.Server) authn.Authenticator {
+	return &authn.ServiceAccountTokens{Key: &s.tokens.Key.PublicKey, Issuer: s.tokens.Issuer,
+		Audiences: s.tokens.Audiences, Objects: liveObjects{api}}
 }
 
 // secureHandler serves the join API (its token is its credential) beside
 // api behind authentication and authorization.
-func (s *security) secureHandler(api http.Handler, pods *registry.Store, log *slog.Logger) http.Handler {
+func (s *security) secureHandler(api *apiserver.Server, log *slog.Logger) http.Handler {
 	joinAPI := &join.Handler{Token: s.token, CA: s.pki.CA, Log: log}
-	guarded := filters.Wrap(api, s.authn, authz.Default(podNodeNamer{pods}), filters.RequestAttributes, log)
+	pods := api.Store(corev1.SchemeGroupVersion.WithResource("pods"))
+	an := authn.Union{s.authn, s.serviceAccountAuthn(api)}
+	guarded := filters.Wrap(api, an, authz.Default(podNodeNamer{pods}), filters.RequestAttributes, log)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, join.PathPrefix) {
 			joinAPI.ServeHTTP(w, r)
@@ -151,8 +172,7 @@ type servers struct {
 // derive from runCtx so that stopping ends open watches.
 func startServers(runCtx context.Context, sec *security, tlsCfg *tls.Config, ln, insecureLn net.Listener, api *apiserver.Server, log *slog.Logger) (*servers, Serving) {
 	baseCtx := func(net.Listener) context.Context { return runCtx }
-	pods := api.Store(corev1.SchemeGroupVersion.WithResource("pods"))
-	secure := &http.Server{Handler: sec.secureHandler(api, pods, log), TLSConfig: tlsCfg,
+	secure := &http.Server{Handler: sec.secureHandler(api, log), TLSConfig: tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second, BaseContext: baseCtx}
 	s := &servers{list: []*http.Server{secure}, errc: make(chan error, 2)}
 	go func() { s.errc <- secure.ServeTLS(ln, "", "") }()
@@ -211,4 +231,33 @@ func (p podNodeNamer) PodNodeName(ctx context.Context, namespace, name string) (
 		return "", fmt.Errorf("pod store returned %T", obj)
 	}
 	return pod.Spec.NodeName, nil
+}
+
+// liveObjects answers the service account authenticator from the watch
+// cache, falling back to etcd when the cache misses or holds another uid
+// (it may lag a just-created object).
+type liveObjects struct{ api *apiserver.Server }
+
+func (l liveObjects) Live(ctx context.Context, resource, namespace, name, uid string) (bool, error) {
+	st := l.api.Store(corev1.SchemeGroupVersion.WithResource(resource))
+	if st == nil {
+		return false, fmt.Errorf("no store for %s", resource)
+	}
+	uidOf := func(obj runtime.Object) string {
+		if acc, err := meta.Accessor(obj); err == nil {
+			return string(acc.GetUID())
+		}
+		return ""
+	}
+	if obj, ok := st.CachedGet(namespace, name); ok && uidOf(obj) == uid {
+		return true, nil
+	}
+	obj, err := st.Get(ctx, namespace, name)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return uidOf(obj) == uid, nil
 }

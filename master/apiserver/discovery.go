@@ -96,6 +96,8 @@ func (s *Server) resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
 				ar.Kind, ar.Verbs = "Binding", createVerbs
 			case "eviction":
 				ar.Group, ar.Version, ar.Kind, ar.Verbs = "policy", "v1", "Eviction", createVerbs
+			case "token":
+				ar.Group, ar.Version, ar.Kind, ar.Verbs = "authentication.k8s.io", "v1", "TokenRequest", createVerbs
 			case "finalize":
 				ar.Verbs = metav1.Verbs{"update"}
 			}

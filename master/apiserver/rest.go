@@ -24,6 +24,10 @@ import (
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info request.Info) {
 	gvr := schema.GroupVersionResource{Group: info.APIGroup, Version: info.APIVersion, Resource: info.Resource}
+	if gvr == selfSubjectReviews && info.Subresource == "" && info.Name == "" {
+		s.serveSelfSubjectReview(w, r, info)
+		return
+	}
 	st := s.stores[gvr]
 	if st == nil {
 		writeError(w, r, apierrors.NewNotFound(gvr.GroupResource(), info.Name))
@@ -35,6 +39,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info requ
 	}
 	if info.Subresource != "" && !st.Res.HasSubresource(info.Subresource) {
 		writeError(w, r, apierrors.NewNotFound(gvr.GroupResource(), info.Name+"/"+info.Subresource))
+		return
+	}
+	if createOnlySubresource(info.Subresource) && info.Verb != "create" {
+		writeError(w, r, apierrors.NewMethodNotSupported(gvr.GroupResource(), info.Verb))
 		return
 	}
 	h := &handler{s: s, st: st, ns: ns, info: info, w: w, r: r}
@@ -62,6 +70,12 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, info requ
 	if err != nil {
 		writeError(w, r, err)
 	}
+}
+
+// createOnlySubresource reports whether sub only accepts POST (binding,
+// eviction, token).
+func createOnlySubresource(sub string) bool {
+	return sub == "binding" || sub == "eviction" || sub == "token"
 }
 
 // handler serves one resource request.
@@ -259,6 +273,8 @@ func (h *handler) create() error {
 		return h.bind()
 	case "eviction":
 		return h.evict()
+	case "token":
+		return h.createToken()
 	}
 	if h.info.Name != "" {
 		return apierrors.NewMethodNotSupported(h.st.Res.GroupVersionResource().GroupResource(), "create on a named object")

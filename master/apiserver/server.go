@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoist-project/hoist/master/apiserver/auth/authn"
 	"github.com/hoist-project/hoist/master/apiserver/request"
 	"github.com/hoist-project/hoist/master/registry"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,6 +35,8 @@ type Config struct {
 	Admission Admission
 	// Observe records each resource request (for metrics); may be nil.
 	Observe func(info request.Info, code int, d time.Duration)
+	// Tokens signs serviceaccounts/{name}/token requests; nil serves none.
+	Tokens *authn.Issuer
 	// Extra serves additional non-resource paths such as /metrics.
 	Extra map[string]http.Handler
 }

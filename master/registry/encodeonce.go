@@ -42,7 +42,7 @@ func encodeOnce(obj runtime.Object, gvk schema.GroupVersionKind) (encodedOnce, b
 		return encodedOnce{}, false, err
 	}
 	at := bytes.Index(data, rvField)
-	ok := at >= 0 && bytes.Index(data[at+len(rvField):], rvField) < 0
+	ok := at >= 0 && !bytes.Contains(data[at+len(rvField):], rvField)
 	return encodedOnce{data, at}, ok, nil
 }
 

@@ -28,12 +28,14 @@ func configMaps() *Resource {
 }
 
 func serviceAccounts() *Resource {
-	return withTable(plain(coreV1, "ServiceAccount", "serviceaccounts", "serviceaccount", true, []string{"sa"}, nil),
+	r := withTable(plain(coreV1, "ServiceAccount", "serviceaccounts", "serviceaccount", true, []string{"sa"}, nil),
 		[]metav1.TableColumnDefinition{colName, col("Secrets", "string"), colAge},
 		func(o runtime.Object) []any {
 			s := o.(*corev1.ServiceAccount)
 			return []any{s.Name, fmt.Sprint(len(s.Secrets)), age(o)}
 		})
+	r.Subresources = []string{"token"}
+	return r
 }
 
 func endpoints() *Resource {

@@ -22,6 +22,7 @@ var (
 	scaleKind    = schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
 	bindingKind  = schema.GroupVersionKind{Version: "v1", Kind: "Binding"}
 	evictionKind = schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
+	tokenKind    = schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}
 )
 
 // The patch types the server accepts (server-side apply is refused, so
@@ -62,6 +63,8 @@ func Document(title, version string, gv schema.GroupVersion, resources []Resourc
 				ops = Schema{"post": d.op("post", bindingKind, d.kind(bindingKind), d.kind(bindingKind), writeParams)}
 			case "eviction":
 				ops = Schema{"post": d.op("post", evictionKind, d.kind(evictionKind), d.kind(evictionKind), writeParams)}
+			case "token":
+				ops = Schema{"post": d.op("post", tokenKind, d.kind(tokenKind), d.kind(tokenKind), writeParams)}
 			case "finalize":
 				ops = Schema{"put": d.op("put", r.Kind, kind, kind, writeParams)}
 			default:

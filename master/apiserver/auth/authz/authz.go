@@ -137,8 +137,21 @@ func Discovery() Authorizer {
 	})
 }
 
+// BasicUser lets every authenticated user ask who it is (create
+// selfsubjectreviews), as upstream's system:basic-user role does.
+func BasicUser() Authorizer {
+	return Func(func(_ context.Context, a Attributes) (Decision, string, error) {
+		if a.IsResourceRequest && !a.User.IsAnonymous() && a.Verb == "create" &&
+			a.APIGroup == "authentication.k8s.io" && a.Resource == "selfsubjectreviews" && a.Subresource == "" {
+			return Allow, "", nil
+		}
+		return NoOpinion, "", nil
+	})
+}
+
 // Default is hoist's authorization chain: cluster admins, public and
-// discovery paths, then the node authorizer; anything else is denied.
+// discovery paths, self reviews, then the node authorizer; anything else
+// is denied.
 func Default(pods PodNodeNamer) Authorizer {
-	return Union{Masters(), Discovery(), Node{Pods: pods}}
+	return Union{Masters(), Discovery(), BasicUser(), Node{Pods: pods}}
 }

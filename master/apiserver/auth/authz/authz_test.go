@@ -163,3 +163,27 @@ func TestDiscovery(t *testing.T) {
 		}
 	}
 }
+
+func TestBasicUser(t *testing.T) {
+	sa := user.Info{Name: "system:serviceaccount:ns1:default", Groups: []string{"system:serviceaccounts", user.AllAuthenticated}}
+	review := func(u user.Info, verb, resource string) Attributes {
+		a := res(verb, "authentication.k8s.io", resource, "", "", "")
+		a.User = u
+		return a
+	}
+	tests := []struct {
+		name string
+		a    Attributes
+		want Decision
+	}{
+		{"service account reviews itself", review(sa, "create", "selfsubjectreviews"), Allow},
+		{"anonymous may not", review(user.AnonymousInfo(), "create", "selfsubjectreviews"), NoOpinion},
+		{"list reviews", review(sa, "list", "selfsubjectreviews"), NoOpinion},
+		{"token reviews", review(sa, "create", "tokenreviews"), NoOpinion},
+	}
+	for _, tt := range tests {
+		if d, _, _ := BasicUser().Authorize(context.Background(), tt.a); d != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, d, tt.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -132,3 +133,21 @@ func TestRollingNeverBelowMinAvailable(t *testing.T) {
 		}
 	}
 }
+
+// An old ReplicaSet just scaled from 18 to 16 whose status still counts 18
+// available pods must not let the next sync drop below desired -
+// maxUnavailable.
+func TestScaleDownOldWithStaleStatus(t *testing.T) {
+	oldRS := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "old"},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptrInt32(16)}, Status: appsv1.ReplicaSetStatus{AvailableReplicas: 18}}
+	newRS := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "new"},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptrInt32(6)}, Status: appsv1.ReplicaSetStatus{AvailableReplicas: 6}}
+	got := ScaleDownOld(20, 2, rsOf(newRS), []*RS{rsOf(oldRS)})
+	// Truly available afterwards: the new ReplicaSet's 6 plus whatever of
+	// the old one's 16 running pods is kept.
+	if avail := 6 + got[0]; avail < 18 {
+		t.Fatalf("old ReplicaSet scaled to %d: %d available < 20 - 2", got[0], avail)
+	}
+}
+
+func ptrInt32(v int32) *int32 { return &v }

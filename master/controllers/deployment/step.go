@@ -229,10 +229,10 @@ func (s *step) rolling(ctx context.Context) error {
 		s.c.recorder.Eventf(s.d, corev1.EventTypeWarning, "InvalidStrategy", "Rolling update: %v", err)
 		return nil
 	}
-	newR := &RS{Name: s.newRS.Name, Replicas: replicas(s.newRS), Available: s.newRS.Status.AvailableReplicas}
+	newR := rsOf(s.newRS)
 	old := make([]*RS, len(s.old))
 	for i, rs := range s.old {
-		old[i] = &RS{Name: rs.Name, Replicas: replicas(rs), Available: rs.Status.AvailableReplicas}
+		old[i] = rsOf(rs)
 	}
 	if n := NewRSReplicas(want, surge, newR, old); n != newR.Replicas {
 		return s.scale(ctx, &s.newRS, n)
@@ -243,4 +243,14 @@ func (s *step) rolling(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rsOf is rs as the rollout arithmetic sees it. Availability is capped at
+// spec.replicas: right after a scale-down the ReplicaSet's status still
+// counts the pods being deleted until its controller catches up, and
+// counting them would let the next sync scale the old ReplicaSets below
+// maxUnavailable.
+func rsOf(rs *appsv1.ReplicaSet) *RS {
+	n := replicas(rs)
+	return &RS{Name: rs.Name, Replicas: n, Available: min(rs.Status.AvailableReplicas, n)}
 }

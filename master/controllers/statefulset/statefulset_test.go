@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/hoist-project/hoist/internal/informers"
 	"github.com/hoist-project/hoist/master/controllers/ctrltest"
@@ -111,16 +115,34 @@ func kubelet(ctx context.Context, client kubernetes.Interface) {
 func TestControllerOrderedLifecycle(t *testing.T) {
 	client := fakeapi.New(statefulSet(3, appsv1.OrderedReadyPodManagement))
 	ctx := ctrltest.Start(t, client, func(f informers.SharedInformerFactory) ctrltest.Runner { return New(client, f, Config{}) })
-	var order []string
-	seen := map[string]bool{}
+	// Pods are recorded as the controller creates them: polling the list
+	// could see two new pods at once and order them by name.
+	var mu sync.Mutex
+	var created []string
+	client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if p, ok := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod); ok {
+			mu.Lock()
+			created = append(created, p.Name+"="+p.Spec.Containers[0].Image)
+			mu.Unlock()
+		}
+		return false, nil, nil
+	})
+	// orderOf lists the pods created with image, in creation order.
+	orderOf := func(image string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, c := range created {
+			if name, img, _ := strings.Cut(c, "="); img == image {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
 	state := func() string {
 		l, _ := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 		var names []string
 		for _, p := range l.Items {
-			if !seen[p.Name+p.Spec.Containers[0].Image] {
-				seen[p.Name+p.Spec.Containers[0].Image] = true
-				order = append(order, p.Name)
-			}
 			names = append(names, p.Name+"="+p.Spec.Containers[0].Image)
 		}
 		sort.Strings(names)
@@ -141,7 +163,7 @@ func TestControllerOrderedLifecycle(t *testing.T) {
 		}
 	}
 	wait("[db-0=v1 db-1=v1 db-2=v1]")
-	if !reflect.DeepEqual(order, []string{"db-0", "db-1", "db-2"}) {
+	if order := orderOf("v1"); !reflect.DeepEqual(order, []string{"db-0", "db-1", "db-2"}) {
 		t.Fatalf("creation order %v", order)
 	}
 	pvcs, _ := client.CoreV1().PersistentVolumeClaims("default").List(ctx, metav1.ListOptions{})
@@ -157,9 +179,8 @@ func TestControllerOrderedLifecycle(t *testing.T) {
 	if _, err := client.AppsV1().StatefulSets("default").Update(ctx, set, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	order = nil
 	wait("[db-0=v2 db-1=v2 db-2=v2]")
-	if !reflect.DeepEqual(order, []string{"db-2", "db-1", "db-0"}) {
+	if order := orderOf("v2"); !reflect.DeepEqual(order, []string{"db-2", "db-1", "db-0"}) {
 		t.Fatalf("update order %v, want highest ordinal first", order)
 	}
 	deadline := time.Now().Add(10 * time.Second)

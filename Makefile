@@ -17,7 +17,7 @@ deps:
 
 build:
 	@mkdir -p $(BIN)/cni
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hoist ./packaging/images/pause ./packaging/images/testbox
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hoist ./cmd/hoist-log-driver ./packaging/images/pause ./packaging/images/testbox
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cni/ ./cni-plugins/...
 
 # Unit, integration and e2e tests. Integration and e2e tests need root and the

@@ -59,7 +59,7 @@ type Config struct {
 	LogRoot             string   // default /var/log/pods
 	PauseImage          string   // default images.PauseImage
 	CgroupParent        string   // default kubepods
-	LogDriver           string   // default: this executable
+	LogDriver           string   // default: hoist-log-driver beside this executable, else this executable
 	HostIP              string   // default: the first global IPv4 address
 	ResolvConf          string   // copied into pods as /etc/resolv.conf, default /etc/resolv.conf; "-": none
 	Backoff             backoff.Policy
@@ -151,7 +151,7 @@ func (c *Config) defaults() error {
 		if err != nil {
 			return fmt.Errorf("logging driver: %w", err)
 		}
-		c.LogDriver = exe
+		c.LogDriver = logDriverBeside(exe)
 	}
 	if c.HostIP == "" {
 		c.HostIP = firstHostIP()

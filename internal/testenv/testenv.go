@@ -38,9 +38,10 @@ func RequireCommand(t testing.TB, name, debianPackage string) string {
 
 // binaries maps the names under bin/ (as `make build` lays them out) to packages.
 var binaries = map[string]string{
-	"hoist":   "./cmd/hoist",
-	"pause":   "./packaging/images/pause",
-	"testbox": "./packaging/images/testbox",
+	"hoist":            "./cmd/hoist",
+	"hoist-log-driver": "./cmd/hoist-log-driver",
+	"pause":            "./packaging/images/pause",
+	"testbox":          "./packaging/images/testbox",
 }
 
 var (

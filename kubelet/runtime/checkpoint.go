@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -22,11 +23,23 @@ type checkpoint struct {
 	PodNamespace string    `json:"podNamespace"`
 }
 
-type checkpoints struct{ dir string }
+// checkpoints is the directory of sandbox checkpoints. A checkpoint is
+// written once and never changed, so list keeps what it has parsed and
+// reads only new files: every pod sync lists them.
+type checkpoints struct {
+	dir string
 
-func (c checkpoints) path(id string) string { return filepath.Join(c.dir, id+".json") }
+	mu     sync.Mutex
+	parsed map[string]checkpoint // by sandbox ID
+}
 
-func (c checkpoints) write(cp checkpoint) error {
+func newCheckpoints(dir string) *checkpoints {
+	return &checkpoints{dir: dir, parsed: map[string]checkpoint{}}
+}
+
+func (c *checkpoints) path(id string) string { return filepath.Join(c.dir, id+".json") }
+
+func (c *checkpoints) write(cp checkpoint) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}
@@ -44,7 +57,7 @@ func (c checkpoints) write(cp checkpoint) error {
 // sweepTemp removes checkpoints whose write a killed kubelet never finished:
 // the rename had not happened, so nothing else exists for that sandbox yet.
 // Only at start, before any sandbox is being created.
-func (c checkpoints) sweepTemp() error {
+func (c *checkpoints) sweepTemp() error {
 	tmps, err := filepath.Glob(filepath.Join(c.dir, "*.json.tmp"))
 	if err != nil {
 		return err
@@ -57,7 +70,7 @@ func (c checkpoints) sweepTemp() error {
 	return nil
 }
 
-func (c checkpoints) read(id string) (checkpoint, error) {
+func (c *checkpoints) read(id string) (checkpoint, error) {
 	var cp checkpoint
 	data, err := os.ReadFile(c.path(id))
 	if err != nil {
@@ -66,14 +79,14 @@ func (c checkpoints) read(id string) (checkpoint, error) {
 	return cp, json.Unmarshal(data, &cp)
 }
 
-func (c checkpoints) remove(id string) error {
+func (c *checkpoints) remove(id string) error {
 	if err := os.Remove(c.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-func (c checkpoints) list() ([]checkpoint, error) {
+func (c *checkpoints) list() ([]checkpoint, error) {
 	entries, err := os.ReadDir(c.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -81,16 +94,31 @@ func (c checkpoints) list() ([]checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]bool, len(entries))
 	var out []checkpoint
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".json") {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
 			continue
 		}
-		cp, err := c.read(strings.TrimSuffix(e.Name(), ".json"))
-		if err != nil {
-			return nil, fmt.Errorf("sandbox checkpoint %s: %w", e.Name(), err)
+		seen[id] = true
+		cp, ok := c.parsed[id]
+		if !ok {
+			if cp, err = c.read(id); errors.Is(err, os.ErrNotExist) {
+				continue // removed since ReadDir
+			} else if err != nil {
+				return nil, fmt.Errorf("sandbox checkpoint %s: %w", e.Name(), err)
+			}
+			c.parsed[id] = cp
 		}
 		out = append(out, cp)
+	}
+	for id := range c.parsed {
+		if !seen[id] {
+			delete(c.parsed, id)
+		}
 	}
 	return out, nil
 }

@@ -39,7 +39,7 @@ type Config struct {
 	PauseImage   string
 	CgroupParent string // e.g. kubepods
 	// LogDriver is the executable containerd's shim runs as logging driver
-	// (`<LogDriver> kubelet --log-driver=<file>`); normally the hoist binary.
+	// (`<LogDriver> kubelet --log-driver=<file>`): hoist-log-driver.
 	LogDriver string
 	// LogRotation limits each container's log file (zero: no rotation).
 	LogRotation crilog.Rotation
@@ -53,7 +53,7 @@ type Config struct {
 type Runtime struct {
 	cfg    Config
 	client *containerd.Client
-	ckpt   checkpoints
+	ckpt   *checkpoints
 }
 
 // New checks cfg and returns a runtime; it removes half-written sandbox
@@ -76,7 +76,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "kubepods"
 	}
-	r := &Runtime{cfg: cfg, client: cfg.Client, ckpt: checkpoints{dir: cfg.RootDir + "/sandboxes"}}
+	r := &Runtime{cfg: cfg, client: cfg.Client, ckpt: newCheckpoints(cfg.RootDir + "/sandboxes")}
 	if err := r.ckpt.sweepTemp(); err != nil {
 		return nil, fmt.Errorf("sandbox checkpoints: %w", err)
 	}

@@ -31,7 +31,7 @@ const kubeletUsage = `usage: hoist kubelet [--root-dir DIR] [--manifest-dir DIR]
   [--max-parallel-image-pulls-per-registry N] [--image-fs-dir DIR]
   [--image-gc-high-threshold PCT] [--image-gc-low-threshold PCT] [--resolv-conf FILE]
   [--container-log-max-size QUANTITY] [--container-log-max-files N] [--stop-pods] [--stop-pods-timeout DURATION]
-  [--max-parallel-pod-starts N]`
+  [--max-parallel-pod-starts N] [--join-server URL --join-token TOKEN --join-ca-cert-hash sha256:HEX]`
 
 // runKubelet parses flags into kubelet.Config and runs the node agent. The
 // same command, invoked by containerd's shim with --log-driver=FILE, is the
@@ -59,7 +59,9 @@ func runKubelet(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.ParallelPodStarts, "max-parallel-pod-starts", kubelet.DefaultParallelPodStarts, "pods creating their sandbox or starting a container at once, oldest first")
 	fs.BoolVar(&cfg.StopPods, "stop-pods", false, "stop every pod gracefully when the kubelet stops (default: leave them running)")
 	fs.DurationVar(&cfg.StopPodsTimeout, "stop-pods-timeout", kubelet.DefaultStopPodsTimeout, "deadline of --stop-pods; pod grace periods are capped to leave 10s of it for teardown")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server (empty: static pods only)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server (empty: static pods only, or <root-dir>/kubelet.kubeconfig with the join flags)")
+	var jf joinFlags
+	jf.register(fs)
 	fs.StringVar(&cfg.HostIP, "node-ip", "", "node InternalIP (default: the first global IPv4 address)")
 	nodeLabels := fs.String("node-labels", "", "labels added to the Node: key=value,...")
 	taints := fs.String("register-with-taints", "", "taints of the Node at registration: key=value:Effect,...")
@@ -86,6 +88,9 @@ func runKubelet(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("kubelet: unexpected arguments %q\n%s", fs.Args(), kubeletUsage)}
 	}
+	if err := jf.check(); err != nil {
+		return err
+	}
 	for _, d := range strings.FieldsFunc(*binDirs, func(r rune) bool { return r == ':' || r == ',' }) {
 		cfg.CNIBinDirs = append(cfg.CNIBinDirs, filepath.Clean(d))
 	}
@@ -107,6 +112,17 @@ func runKubelet(ctx context.Context, args []string) error {
 	if cfg.NodeTaints, err = parseTaints(*taints); err != nil {
 		return usageError{"kubelet: --register-with-taints: " + err.Error()}
 	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if jf.given() {
+		if cfg.NodeName == "" { // the kubelet's own default, resolved now: the certificate names it
+			if cfg.NodeName, err = os.Hostname(); err != nil {
+				return fmt.Errorf("kubelet: node name: %w", err)
+			}
+		}
+		if *kubeconfig, err = jf.nodeKubeconfig(ctx, cfg.Log, *kubeconfig, cfg.RootDir, cfg.NodeName); err != nil {
+			return err
+		}
+	}
 	if *kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 		if err != nil {
@@ -122,7 +138,6 @@ func runKubelet(ctx context.Context, args []string) error {
 			return fmt.Errorf("kubelet: --kubeconfig %s: %w", *kubeconfig, err)
 		}
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	preferSmallHeap(50) // the kubelet's heap is small and steady
 	return kubelet.Run(ctx, cfg)
 }

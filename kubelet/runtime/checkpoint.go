@@ -23,18 +23,19 @@ type checkpoint struct {
 	PodNamespace string    `json:"podNamespace"`
 }
 
-// checkpoints is the directory of sandbox checkpoints. A checkpoint is
-// written once and never changed, so list keeps what it has parsed and
-// reads only new files: every pod sync lists them.
+// checkpoints is the directory of sandbox checkpoints, which only this
+// kubelet writes. Every pod sync lists them, so the directory is read once
+// and then kept in memory as write and remove change it.
 type checkpoints struct {
 	dir string
 
 	mu     sync.Mutex
-	parsed map[string]checkpoint // by sandbox ID
+	loaded bool
+	byID   map[string]checkpoint
 }
 
 func newCheckpoints(dir string) *checkpoints {
-	return &checkpoints{dir: dir, parsed: map[string]checkpoint{}}
+	return &checkpoints{dir: dir, byID: map[string]checkpoint{}}
 }
 
 func (c *checkpoints) path(id string) string { return filepath.Join(c.dir, id+".json") }
@@ -51,7 +52,13 @@ func (c *checkpoints) write(cp checkpoint) error {
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, c.path(cp.ID))
+	if err := os.Rename(tmp, c.path(cp.ID)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.byID[cp.ID] = cp
+	c.mu.Unlock()
+	return nil
 }
 
 // sweepTemp removes checkpoints whose write a killed kubelet never finished:
@@ -83,42 +90,47 @@ func (c *checkpoints) remove(id string) error {
 	if err := os.Remove(c.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	c.mu.Lock()
+	delete(c.byID, id)
+	c.mu.Unlock()
 	return nil
 }
 
 func (c *checkpoints) list() ([]checkpoint, error) {
-	entries, err := os.ReadDir(c.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	seen := make(map[string]bool, len(entries))
-	var out []checkpoint
+	if !c.loaded {
+		if err := c.load(); err != nil {
+			return nil, err
+		}
+		c.loaded = true
+	}
+	out := make([]checkpoint, 0, len(c.byID))
+	for _, cp := range c.byID {
+		out = append(out, cp)
+	}
+	return out, nil
+}
+
+// load reads the directory into byID (c.mu held).
+func (c *checkpoints) load() error {
+	entries, err := os.ReadDir(c.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok {
 			continue
 		}
-		seen[id] = true
-		cp, ok := c.parsed[id]
-		if !ok {
-			if cp, err = c.read(id); errors.Is(err, os.ErrNotExist) {
-				continue // removed since ReadDir
-			} else if err != nil {
-				return nil, fmt.Errorf("sandbox checkpoint %s: %w", e.Name(), err)
-			}
-			c.parsed[id] = cp
+		cp, err := c.read(id)
+		if err != nil {
+			return fmt.Errorf("sandbox checkpoint %s: %w", e.Name(), err)
 		}
-		out = append(out, cp)
+		c.byID[id] = cp
 	}
-	for id := range c.parsed {
-		if !seen[id] {
-			delete(c.parsed, id)
-		}
-	}
-	return out, nil
+	return nil
 }

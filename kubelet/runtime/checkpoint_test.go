@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -43,14 +44,16 @@ func TestCheckpointsList(t *testing.T) {
 	if got := ids(); len(got) != 1 || !got["b"] {
 		t.Fatalf("after removing a: got %v, want b", got)
 	}
-	if _, ok := c.parsed["a"]; ok {
-		t.Fatal("a removed checkpoint stays cached")
+	// A kubelet starting over reads what the last one left.
+	restarted := newCheckpoints(c.dir)
+	if cps, err := restarted.list(); err != nil || len(cps) != 1 || cps[0].ID != "b" || cps[0].PodUID != "uid-b" {
+		t.Fatalf("after a restart: got %+v, %v; want checkpoint b of pod uid-b", cps, err)
 	}
-	// A new, unreadable checkpoint is an error naming the file.
+	// An unreadable checkpoint at start is an error naming the file.
 	if err := os.WriteFile(c.path("d"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.list(); err == nil {
-		t.Fatal("corrupt checkpoint d.json listed without error")
+	if _, err := newCheckpoints(c.dir).list(); err == nil || !strings.Contains(err.Error(), "d.json") {
+		t.Fatalf("corrupt checkpoint d.json: got %v, want an error naming it", err)
 	}
 }

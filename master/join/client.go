@@ -38,6 +38,9 @@ type Config struct {
 	NodeName   string
 	// Dir receives kubelet.kubeconfig (created 0700 if missing).
 	Dir string
+	// Kubeconfig, when set, is the file written instead of
+	// <Dir>/kubelet.kubeconfig (its directory is created 0700 if missing).
+	Kubeconfig string
 	// Timeout bounds each HTTP exchange (30s when zero).
 	Timeout time.Duration
 }
@@ -56,15 +59,15 @@ func (c Config) validate() error {
 	if err := pki.ValidateNodeName(c.NodeName); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if c.Dir == "" {
+	if c.Dir == "" && c.Kubeconfig == "" {
 		return fmt.Errorf("join: no directory for %s", KubeconfigFile)
 	}
 	return nil
 }
 
 // Join obtains a client certificate for cfg.NodeName and writes
-// <Dir>/kubelet.kubeconfig; it returns that path. The private key is made
-// here and never leaves the node.
+// <Dir>/kubelet.kubeconfig (or cfg.Kubeconfig); it returns that path. The
+// private key is made here and never leaves the node.
 func Join(ctx context.Context, cfg Config) (string, error) {
 	if err := cfg.validate(); err != nil {
 		return "", err
@@ -104,7 +107,10 @@ func Join(ctx context.Context, cfg Config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(cfg.Dir, KubeconfigFile)
+	path := cfg.Kubeconfig
+	if path == "" {
+		path = filepath.Join(cfg.Dir, KubeconfigFile)
+	}
 	_, err = pki.WriteKubeconfig(path, pki.Kubeconfig{
 		Server:      server,
 		ClusterName: pki.DefaultClusterName,

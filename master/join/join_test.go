@@ -131,6 +131,42 @@ func TestJoinValidatesConfig(t *testing.T) {
 	if err := good.validate(); err != nil {
 		t.Errorf("good config rejected: %v", err)
 	}
+	file := good
+	file.Dir, file.Kubeconfig = "", "/tmp/x/node.kubeconfig"
+	if err := file.validate(); err != nil {
+		t.Errorf("a kubeconfig path instead of a directory rejected: %v", err)
+	}
+}
+
+func TestJoinWritesGivenKubeconfigPath(t *testing.T) {
+	m := startMaster(t)
+	want := filepath.Join(t.TempDir(), "etc", "node.kubeconfig")
+	got, err := Join(context.Background(), Config{Server: m.url, Token: m.token, CACertHash: m.pki.CA.Hash(), NodeName: "n1", Kubeconfig: want})
+	if err != nil || got != want {
+		t.Fatalf("Join returned %q, %v; want %q", got, err, want)
+	}
+	cfg, err := clientcmd.LoadFromFile(want)
+	if err != nil || cfg.AuthInfos["system:node:n1"] == nil {
+		t.Fatalf("kubeconfig %s: %v, want the system:node:n1 user", want, err)
+	}
+}
+
+// TestInstructions checks that the printed command carries exactly the
+// values printed above it, with the flag names `hoist kubelet` takes.
+func TestInstructions(t *testing.T) {
+	server, token, hash := "https://192.0.2.1:6443", "abcdef.0123456789abcdef", "sha256:"+strings.Repeat("0f", 32)
+	text := Instructions(server, token, hash)
+	for _, want := range []string{
+		"join server:         " + server + "\n",
+		"join token:          " + token + "\n",
+		"CA cert hash (pin):  " + hash + "\n",
+		"\n  hoist kubelet --join-server " + server + " --join-token " + token + " --join-ca-cert-hash " + hash + "\n",
+		"master's data dir (" + TokenFile + ")",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("instructions lack %q:\n%s", want, text)
+		}
+	}
 }
 
 // postCSR sends a hand-made request, as a malicious node might.

@@ -88,12 +88,15 @@ func EnsureToken(dataDir string) (string, error) {
 	return token, nil
 }
 
-// Instructions is the text the master prints so an operator can join a node.
+// Instructions is the text the master prints so an operator can join a
+// node: the three values, then the command that uses them.
 func Instructions(server, token, caHash string) string {
 	return fmt.Sprintf(`To join a node to this cluster, give its kubelet:
-  join server:         %s
-  join token:          %s
-  CA cert hash (pin):  %s
-The token is also in the master's data dir (%s); keep it secret.
+  join server:         %[1]s
+  join token:          %[2]s
+  CA cert hash (pin):  %[3]s
+On the node, run:
+  hoist kubelet --join-server %[1]s --join-token %[2]s --join-ca-cert-hash %[3]s
+The token is also in the master's data dir (%[4]s); keep it secret.
 `, server, token, caHash, TokenFile)
 }

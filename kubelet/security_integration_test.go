@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/packaging/images"
 )
 
@@ -74,7 +75,7 @@ func TestIntegrationKubeletSecurityAndTermination(t *testing.T) {
 		t.Errorf("priv terminated with code %d, message %q; want 0 and none", priv.ExitCode, priv.Message)
 	}
 	privLog := n.readLog("priv", string(n.statuses.pod(n.podName("priv")).UID), "c", 0)
-	hostCaps := regexp.MustCompile(`CapBnd:\s+(\w+)`).FindStringSubmatch(readFile(t, "/proc/self/status"))
+	hostCaps := regexp.MustCompile(`CapBnd:\s+(\w+)`).FindStringSubmatch(string(testenv.ReadFile(t, "/proc/self/status")))
 	for _, want := range []string{"F 0\n", "F rootfs=rw\n", "NoNewPrivs:\t0\n", "CapBnd:\t" + hostCaps[1] + "\n"} {
 		if !strings.Contains(privLog, want) {
 			t.Errorf("priv log lacks %q:\n%s", want, privLog)
@@ -133,13 +134,4 @@ func waitTerminated(t *testing.T, n *node, name string) *v1.ContainerStateTermin
 		return term != nil, fmt.Sprintf("%+v", st.ContainerStatuses[0].State)
 	})
 	return term
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

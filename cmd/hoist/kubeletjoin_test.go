@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hoist-project/hoist/internal/testenv"
 	"github.com/hoist-project/hoist/master/join"
 	"github.com/hoist-project/hoist/master/pki"
 )
@@ -93,7 +94,7 @@ func TestKubeletJoinWritesThenReuses(t *testing.T) {
 	if err != nil || cfg.AuthInfos["system:node:n1"] == nil {
 		t.Fatalf("kubeconfig %s: %v, want the system:node:n1 user", path, err)
 	}
-	before, joined := readFile(t, path), m.requests.Load()
+	before, joined := string(testenv.ReadFile(t, path)), m.requests.Load()
 
 	wrong := m.flags
 	wrong.token = "abcdef.0123456789abcdef"
@@ -104,7 +105,7 @@ func TestKubeletJoinWritesThenReuses(t *testing.T) {
 	if n := m.requests.Load(); n != joined {
 		t.Errorf("restart contacted the master (%d requests, %d before)", n, joined)
 	}
-	if readFile(t, path) != before {
+	if string(testenv.ReadFile(t, path)) != before {
 		t.Error("restart rewrote the kubeconfig")
 	}
 }
@@ -148,13 +149,4 @@ func TestKubeletJoinFailures(t *testing.T) {
 			t.Errorf("%s: a kubeconfig was written: %v", name, err)
 		}
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

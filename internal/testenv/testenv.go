@@ -121,3 +121,13 @@ var (
 	nameMu  sync.Mutex
 	nameSeq int
 )
+
+// ReadFile returns a file's contents or fails the test.
+func ReadFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -173,19 +173,22 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("master: %w", err)
 	}
 	endpoints := cfg.EtcdServers
+	var client *clientv3.Client
 	if len(endpoints) == 0 {
 		dir := filepath.Join(cfg.DataDir, "etcd")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("master: create etcd data dir: %w", err)
 		}
-		e, err := embedded.Start(embedded.Config{DataDir: dir, ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL})
-		if err != nil {
+		var e *embedded.Etcd
+		if e, err = embedded.Start(embedded.Config{DataDir: dir, ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL}); err != nil {
 			return fmt.Errorf("master: %w", err)
 		}
 		defer e.Close()
 		endpoints = []string{e.Endpoint}
+		client, err = e.Client()
+	} else {
+		client, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second})
 	}
-	client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second})
 	if err != nil {
 		return fmt.Errorf("master: etcd client for %s: %w", strings.Join(endpoints, ","), err)
 	}

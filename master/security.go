@@ -15,6 +15,7 @@ import (
 	"github.com/hoist-project/hoist/master/apiserver/auth/authn"
 	"github.com/hoist-project/hoist/master/apiserver/auth/authz"
 	"github.com/hoist-project/hoist/master/apiserver/auth/filters"
+	"github.com/hoist-project/hoist/master/handlerpool"
 	"github.com/hoist-project/hoist/master/join"
 	"github.com/hoist-project/hoist/master/pki"
 	"github.com/hoist-project/hoist/master/registry"
@@ -160,6 +161,12 @@ func (s *security) secureHandler(api *apiserver.Server, log *slog.Logger) http.H
 	})
 }
 
+// handlerWorkers is how many goroutines serve HTTP/2 API requests (each
+// on a new goroutine otherwise) with the stacks they grew for earlier
+// ones; more concurrent requests run on their own. The plain HTTP/1.1
+// listener serves a connection's requests on one goroutine already.
+const handlerWorkers = 64
+
 // servers are the master's HTTP servers: TLS always, plain HTTP when asked.
 type servers struct {
 	list []*http.Server
@@ -172,7 +179,7 @@ type servers struct {
 // derive from runCtx so that stopping ends open watches.
 func startServers(runCtx context.Context, sec *security, tlsCfg *tls.Config, ln, insecureLn net.Listener, api *apiserver.Server, log *slog.Logger) (*servers, Serving) {
 	baseCtx := func(net.Listener) context.Context { return runCtx }
-	secure := &http.Server{Handler: sec.secureHandler(api, log), TLSConfig: tlsCfg,
+	secure := &http.Server{Handler: handlerpool.Wrap(runCtx, sec.secureHandler(api, log), handlerWorkers), TLSConfig: tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second, BaseContext: baseCtx}
 	s := &servers{list: []*http.Server{secure}, errc: make(chan error, 2)}
 	go func() { s.errc <- secure.ServeTLS(ln, "", "") }()

@@ -200,7 +200,7 @@ func (h *handler) readBody() ([]byte, error) {
 
 // readBodyRaw reads the body, refusing more than upstream's 3 MiB limit.
 func (h *handler) readBodyRaw() ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(h.r.Body, registry.MaxObjectBytes+1))
+	body, err := readAll(io.LimitReader(h.r.Body, registry.MaxObjectBytes+1), h.r.ContentLength)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
 	}
@@ -208,6 +208,33 @@ func (h *handler) readBodyRaw() ([]byte, error) {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d bytes", registry.MaxObjectBytes))
 	}
 	return body, nil
+}
+
+// presizeLimit bounds the buffer readAll allocates up front on a client's
+// word (Content-Length): larger bodies grow it as they arrive.
+const presizeLimit = 64 << 10
+
+// readAll is io.ReadAll into a buffer sized for a body of the declared
+// length (n, -1 when unknown), so a typical body is read without growing
+// and copying the buffer several times.
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 || n > presizeLimit {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, n+1) // +1: the read that reports EOF needs room
+	for {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: grow as io.ReadAll
+		}
+	}
 }
 
 // decode decodes a patched object (JSON) as gvk and applies

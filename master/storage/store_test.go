@@ -4,22 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/hoist-project/hoist/master/storage"
 	"github.com/hoist-project/hoist/master/storage/storagetest"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// backend is an etcd server to test against, and a client for it.
+type backend struct {
+	name   string
+	client func(testing.TB) *clientv3.Client
+}
+
+// embeddedBackends: the embedded etcd over gRPC, and with the master's
+// client (KV in process).
+var embeddedBackends = []backend{
+	{"embedded", func(t testing.TB) *clientv3.Client { return storagetest.Client(t, storagetest.Embedded(t)) }},
+	{"embedded-in-process", storagetest.InProcess},
+}
 
 // backends runs a test against the embedded etcd and Debian's etcd 3.4.
 func backends(t *testing.T, fn func(t *testing.T, s *storage.Store)) {
-	for _, b := range []struct {
-		name  string
-		start func(testing.TB) string
-	}{{"embedded", storagetest.Embedded}, {"external-etcd-3.4", storagetest.External}} {
-		t.Run(b.name, func(t *testing.T) {
-			fn(t, storage.New(storagetest.Client(t, b.start(t)), nil))
-		})
+	runOn(t, append(slices.Clone(embeddedBackends),
+		backend{"external-etcd-3.4", func(t testing.TB) *clientv3.Client { return storagetest.Client(t, storagetest.External(t)) }}), fn)
+}
+
+// embedded runs a test against the embedded etcd only.
+func embedded(t *testing.T, fn func(t *testing.T, s *storage.Store)) { runOn(t, embeddedBackends, fn) }
+
+func runOn(t *testing.T, bs []backend, fn func(t *testing.T, s *storage.Store)) {
+	for _, b := range bs {
+		t.Run(b.name, func(t *testing.T) { fn(t, storage.New(b.client(t), nil)) })
 	}
 }
 
@@ -138,24 +156,25 @@ func TestIntegrationStoreWatchCompacted(t *testing.T) {
 }
 
 func TestIntegrationCompactor(t *testing.T) {
-	s := storage.New(storagetest.Client(t, storagetest.Embedded(t)), nil)
-	ctx := ctxT(t)
-	first, err := s.Create(ctx, "/registry/k/a", []byte("1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Update(ctx, "/registry/k/a", []byte("2"), first); err != nil {
-		t.Fatal(err)
-	}
-	go s.RunCompactor(ctx, 50*time.Millisecond)
-	for {
-		_, err := s.List(ctx, "/registry/k/", storage.ListOptions{Revision: first})
-		if errors.Is(err, storage.ErrCompacted) {
-			return
+	embedded(t, func(t *testing.T, s *storage.Store) {
+		ctx := ctxT(t)
+		first, err := s.Create(ctx, "/registry/k/a", []byte("1"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("history at revision %d never compacted: %v", first, err)
+		if _, err := s.Update(ctx, "/registry/k/a", []byte("2"), first); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		go s.RunCompactor(ctx, 50*time.Millisecond)
+		for {
+			_, err := s.List(ctx, "/registry/k/", storage.ListOptions{Revision: first})
+			if errors.Is(err, storage.ErrCompacted) {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("history at revision %d never compacted: %v", first, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }

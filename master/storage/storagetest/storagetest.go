@@ -1,5 +1,7 @@
 // Package storagetest starts real etcd servers for tests: the embedded one
-// hoist uses by default, and Debian's etcd binary as an external server.
+// hoist uses by default (over gRPC, or with the master's client, which
+// calls its KV API in process), and Debian's etcd binary as an external
+// server.
 // Both listen on free loopback ports and are stopped by t.Cleanup.
 package storagetest
 
@@ -30,6 +32,24 @@ func Embedded(t testing.TB) string {
 	}
 	t.Cleanup(e.Close)
 	return e.Endpoint
+}
+
+// InProcess starts an embedded etcd member and returns the client the
+// master uses with it (KV calls in process, watches over gRPC); both are
+// closed by t.Cleanup.
+func InProcess(t testing.TB) *clientv3.Client {
+	t.Helper()
+	e, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), ClientURL: FreeURL(t), PeerURL: FreeURL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	c, err := e.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() }) // runs before e.Close
+	return c
 }
 
 // External starts Debian's /usr/bin/etcd (3.4) and returns its endpoint.

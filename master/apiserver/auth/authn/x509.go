@@ -30,17 +30,17 @@ func (a X509) AuthenticateRequest(r *http.Request) (user.Info, bool, error) {
 		return user.Info{}, false, nil
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	opts := x509.VerifyOptions{
-		Roots:         a.Roots,
-		Intermediates: x509.NewCertPool(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
 	now := time.Now()
 	if a.Now != nil {
 		now = a.Now()
 	}
-	opts.CurrentTime = now
 	if !a.Cache.verified(r.TLS.PeerCertificates, now) {
+		opts := x509.VerifyOptions{
+			Roots:         a.Roots,
+			Intermediates: x509.NewCertPool(),
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			CurrentTime:   now,
+		}
 		for _, c := range r.TLS.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(c)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/hoist-project/hoist/master/join"
 	"github.com/hoist-project/hoist/master/pki"
 	"github.com/hoist-project/hoist/master/registry"
+	"golang.org/x/net/http2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -182,6 +183,14 @@ func startServers(runCtx context.Context, sec *security, tlsCfg *tls.Config, ln,
 	secure := &http.Server{Handler: handlerpool.Wrap(runCtx, sec.secureHandler(api, log), handlerWorkers), TLSConfig: tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second, BaseContext: baseCtx}
 	s := &servers{list: []*http.Server{secure}, errc: make(chan error, 2)}
+	// A client multiplexes its watches over one connection (client-go
+	// does), and the default round-robin scheduler looks through every
+	// open stream for each frame it writes; the random one keeps only
+	// streams with data queued.
+	if err := http2.ConfigureServer(secure, &http2.Server{NewWriteScheduler: http2.NewRandomWriteScheduler}); err != nil {
+		s.errc <- fmt.Errorf("configure HTTP/2: %w", err)
+		return s, Serving{}
+	}
 	go func() { s.errc <- secure.ServeTLS(ln, "", "") }()
 	info := Serving{SecureAddress: ln.Addr().String(), LocalURL: sec.addrs.local, AdvertisedURL: sec.addrs.advertised,
 		AdminKubeconfig: sec.pki.AdminKubeconfigPath, JoinToken: sec.token, CACertHash: sec.pki.CA.Hash()}

@@ -23,8 +23,8 @@ import (
 
 	"github.com/hoist-project/hoist/internal/benchstat"
 	"github.com/hoist-project/hoist/internal/testenv"
-	"github.com/hoist-project/hoist/master/storage/embedded"
 	"github.com/hoist-project/hoist/master/controllers/controllermanager"
+	"github.com/hoist-project/hoist/master/storage/embedded"
 )
 
 // TestBenchReportMaster is `make bench`'s entry for the master: pod create

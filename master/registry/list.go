@@ -279,8 +279,25 @@ func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan wa
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", o.ResourceVersion))
 		}
 	}
+	// Buffered so the server can write several ready events with one
+	// flush when a watcher falls behind.
+	out := make(chan watch.Event, 32)
+	forward := func(ev storage.CacheEvent) bool {
+		we, ok := s.filterEvent(o.Filter, ev)
+		if !ok {
+			return true
+		}
+		select {
+		case out <- we:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	// The cache's watch goroutine filters and forwards itself; a watch
+	// that falls through to etcd sends on evc instead.
 	wo := storage.WatchOptions{FromRevision: from, KeyPrefix: s.keyPrefix(ns), SendInitialEvents: o.SendInitialEvents,
-		Match: cacheMatcher(o.Filter)}
+		Match: cacheMatcher(o.Filter), Deliver: forward}
 	if o.Bookmarks {
 		wo.BookmarkInterval = o.BookmarkInterval
 	}
@@ -291,19 +308,10 @@ func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan wa
 	if err != nil {
 		return nil, s.storageErr(err, "")
 	}
-	// Buffered so the server can write several ready events with one
-	// flush when a watcher falls behind.
-	out := make(chan watch.Event, 32)
 	go func() {
 		defer close(out)
 		for ev := range evc {
-			we, ok := s.filterEvent(o.Filter, ev)
-			if !ok {
-				continue
-			}
-			select {
-			case out <- we:
-			case <-ctx.Done():
+			if !forward(ev) {
 				return
 			}
 		}

@@ -386,6 +386,11 @@ type WatchOptions struct {
 	// Match, if set, leaves objects whose attributes do not match out of
 	// the initial state (they are not even decoded); changes are all sent.
 	Match func(attrs any) bool
+	// Deliver, if set, is handed each event on the watch's goroutine
+	// instead of the returned channel (which then only closes at the end),
+	// saving a goroutine hop per event for a caller that filters and
+	// forwards; it returns false to end the watch.
+	Deliver func(CacheEvent) bool
 }
 
 // Watch streams cache events. The channel closes when ctx ends; errc then
@@ -420,6 +425,9 @@ func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, 
 			close(out)
 		}()
 		send := func(e CacheEvent) bool {
+			if o.Deliver != nil {
+				return o.Deliver(e)
+			}
 			select {
 			case out <- e:
 				return true

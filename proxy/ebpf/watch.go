@@ -125,35 +125,35 @@ func (s *subscription) close() {
 // a receive error such as an overflowed socket buffer).
 func (s *subscription) follow(quit <-chan struct{}, changed func()) error {
 	for {
-		select {
-		case <-quit:
-			return nil
-		case _, ok := <-s.links:
-			if !ok {
-				return errors.New("link subscription ended")
-			}
-		case _, ok := <-s.addrs:
-			if !ok {
-				return errors.New("address subscription ended")
-			}
+		if got, err := s.recv(quit); !got || err != nil {
+			return err
 		}
 		// Coalesce what is already queued: one reconcile per burst.
-		for drained := false; !drained; {
-			select {
-			case _, ok := <-s.links:
-				if !ok {
-					return errors.New("link subscription ended")
-				}
-			case _, ok := <-s.addrs:
-				if !ok {
-					return errors.New("address subscription ended")
-				}
-			default:
-				drained = true
+		for len(s.links)+len(s.addrs) > 0 {
+			if got, err := s.recv(quit); !got || err != nil {
+				return err
 			}
 		}
 		changed()
 	}
+}
+
+// recv waits for one link or address update; got is false when quit
+// closed first.
+func (s *subscription) recv(quit <-chan struct{}) (got bool, err error) {
+	select {
+	case <-quit:
+		return false, nil
+	case _, ok := <-s.links:
+		if !ok {
+			return false, errors.New("link subscription ended")
+		}
+	case _, ok := <-s.addrs:
+		if !ok {
+			return false, errors.New("address subscription ended")
+		}
+	}
+	return true, nil
 }
 
 // reconcileInterfaces attaches the NodePort programs to selected

@@ -263,7 +263,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	rt, err := runtime.New(runtime.Config{
 		Client: client, Namespace: cfg.ContainerdNamespace, RootDir: cfg.RootDir, LogRoot: cfg.LogRoot,
 		PauseImage: cfg.PauseImage, CgroupParent: cfg.CgroupParent, LogDriver: cfg.LogDriver, Network: netw,
-		ResolvConf:  resolvConf(cfg.ResolvConf),
+		ResolvConf: resolvConf(cfg.ResolvConf), Log: log,
 		LogRotation: crilog.Rotation{MaxSize: cfg.ContainerLogMaxSize, MaxFiles: cfg.ContainerLogMaxFiles},
 	})
 	if err != nil {

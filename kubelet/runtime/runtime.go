@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"syscall"
@@ -47,6 +48,8 @@ type Config struct {
 	// ResolvConf is the node's resolver configuration copied into pods
 	// ("" = none; the kubelet passes /etc/resolv.conf by default).
 	ResolvConf string
+	// Log receives what the runtime repairs on its own (default slog.Default()).
+	Log *slog.Logger
 }
 
 // Runtime performs pod and container operations on containerd.
@@ -76,7 +79,10 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "kubepods"
 	}
-	r := &Runtime{cfg: cfg, client: cfg.Client, ckpt: newCheckpoints(cfg.RootDir + "/sandboxes")}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	r := &Runtime{cfg: cfg, client: cfg.Client, ckpt: newCheckpoints(cfg.RootDir+"/sandboxes", cfg.Log)}
 	if err := r.ckpt.sweepTemp(); err != nil {
 		return nil, fmt.Errorf("sandbox checkpoints: %w", err)
 	}
@@ -95,7 +101,8 @@ type PodRef struct {
 
 // ListPodRefs returns the pods that have containers or sandbox checkpoints,
 // from labels alone (one containerd call, no task queries): cheap enough for
-// the periodic orphan scan.
+// the periodic orphan scan. Sandboxes of no known pod (a corrupt checkpoint
+// with no pause container left) are torn down here, as no pod worker owns them.
 func (r *Runtime) ListPodRefs(ctx context.Context) (map[types.UID]PodRef, error) {
 	ctx = r.ns(ctx)
 	ctrs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q", LabelPodUID))
@@ -112,11 +119,15 @@ func (r *Runtime) ListPodRefs(ctx context.Context) (map[types.UID]PodRef, error)
 		uid := types.UID(l[LabelPodUID])
 		refs[uid] = PodRef{UID: uid, Name: l[LabelPodName], Namespace: l[LabelPodNamespace]}
 	}
-	cps, err := r.ckpt.list()
+	cps, err := r.ckpt.list(r.rebuildCheckpoint(ctx))
 	if err != nil {
 		return nil, err
 	}
 	for _, cp := range cps {
+		if cp.PodUID == "" {
+			r.teardownPodless(ctx, cp)
+			continue
+		}
 		if _, ok := refs[cp.PodUID]; !ok {
 			refs[cp.PodUID] = PodRef{UID: cp.PodUID, Name: cp.PodName, Namespace: cp.PodNamespace}
 		}
@@ -192,13 +203,13 @@ func (r *Runtime) list(ctx context.Context, filter string, only types.UID) (map[
 			StartedAt: parseTime(l[LabelStartedAt]), Exit: exit, CreatedAt: info.CreatedAt, Last: last,
 		})
 	}
-	cps, err := r.ckpt.list()
+	cps, err := r.ckpt.list(r.rebuildCheckpoint(ctx))
 	if err != nil {
 		return nil, err
 	}
 	for _, cp := range cps {
-		if only != "" && cp.PodUID != only {
-			continue
+		if cp.PodUID == "" || only != "" && cp.PodUID != only {
+			continue // "": of no pod, ListPodRefs tears it down
 		}
 		p := pod(cp.PodUID, cp.PodName, cp.PodNamespace)
 		found := false

@@ -163,3 +163,43 @@ func podLabels(pod *v1.Pod) map[string]string {
 	}
 	return l
 }
+
+// rebuildCheckpoint returns the rebuild function for checkpoints that cannot
+// be read: the pause container (container ID = sandbox ID) carries the pod
+// and the netns in its labels.
+func (r *Runtime) rebuildCheckpoint(ctx context.Context) rebuildFunc {
+	return func(id string) (checkpoint, bool, error) {
+		c, err := r.client.LoadContainer(ctx, id)
+		if errdefs.IsNotFound(err) {
+			return checkpoint{}, false, nil
+		}
+		if err != nil {
+			return checkpoint{}, false, err
+		}
+		l, err := c.Labels(ctx)
+		if errdefs.IsNotFound(err) {
+			return checkpoint{}, false, nil
+		}
+		if err != nil {
+			return checkpoint{}, false, err
+		}
+		if l[LabelPodUID] == "" {
+			return checkpoint{}, false, nil // not a pause container of ours: teardown removes it
+		}
+		netns := l[LabelNetNS]
+		if netns == "" {
+			netns = nsutil.Path(netnsName(id))
+		}
+		return checkpoint{ID: id, NetNS: netns, PodUID: types.UID(l[LabelPodUID]),
+			PodName: l[LabelPodName], PodNamespace: l[LabelPodNamespace]}, true, nil
+	}
+}
+
+// teardownPodless tears down a sandbox known only from a checkpoint of no
+// pod (see checkpoints.load); a failure is logged and retried on the next scan.
+func (r *Runtime) teardownPodless(ctx context.Context, cp checkpoint) {
+	if err := r.teardownSandbox(ctx, cp, 0); err != nil && ctx.Err() == nil {
+		r.cfg.Log.Warn("tearing down a sandbox of no pod failed; retrying on the next orphan scan",
+			"file", r.ckpt.path(cp.ID), "netns", cp.NetNS, "err", err)
+	}
+}

@@ -3,36 +3,16 @@
 package master
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 )
 
 const updatePods = 2000
-
-// etcdCalls reads the master's etcd request counts by operation from
-// /metrics.
-func etcdCalls(t *testing.T, m *testMaster) map[string]float64 {
-	r := m.get(t, m.URL+"/metrics", "text/plain")
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(r.body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), `etcd_request_duration_seconds_count{operation="`)
-		if !ok {
-			continue
-		}
-		op, n, _ := strings.Cut(rest, `"} `)
-		out[op], _ = strconv.ParseFloat(n, 64)
-	}
-	return out
-}
 
 // sendOK issues one request and fails on an unexpected status.
 func sendOK(c *http.Client, method, url, contentType string, body []byte, want int) error {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +196,22 @@ func wantCode(t *testing.T, what string, r response, code int) {
 	if r.code != code {
 		t.Fatalf("%s: got HTTP %d, want %d: %s", what, r.code, code, r.body)
 	}
+}
+
+// etcdCalls reads the master's etcd request counts by operation from
+// /metrics.
+func etcdCalls(t *testing.T, m *testMaster) map[string]float64 {
+	r := m.get(t, m.URL+"/metrics", "text/plain")
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(r.body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), `etcd_request_duration_seconds_count{operation="`)
+		if !ok {
+			continue
+		}
+		op, n, _ := strings.Cut(rest, `"} `)
+		out[op], _ = strconv.ParseFloat(n, 64)
+	}
+	return out
 }

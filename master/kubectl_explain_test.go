@@ -50,7 +50,7 @@ func TestE2EKubectlExplain(t *testing.T) {
 
 // TestE2EOpenAPIDocumentCaching: the index names each document by its
 // hash; the document carries that hash as ETag and answers a matching
-// If-None-Match with 304.
+// If-None-Match with 304; a stale hash redirects to the current one.
 func TestE2EOpenAPIDocumentCaching(t *testing.T) {
 	m := startMaster(t, "", nil)
 	index := m.get(t, m.URL+"/openapi/v3", "").json(t)["paths"].(map[string]any)
@@ -75,6 +75,32 @@ func TestE2EOpenAPIDocumentCaching(t *testing.T) {
 	}
 	req.Header.Set("If-None-Match", `"`+hash+`"`)
 	wantCode(t, "revalidation", send(t, m.client, req), http.StatusNotModified)
+
+	// A stale hash is 301 to the current URL (upstream's handler3), and a
+	// client following it gets the immutable document.
+	noFollow := *m.client
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	stale := m.URL + "/openapi/v3/api/v1?hash=" + strings.Repeat("A", len(hash))
+	req, err = http.NewRequest(http.MethodGet, stale, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = send(t, &noFollow, req)
+	wantCode(t, "stale hash", r, http.StatusMovedPermanently)
+	if loc := r.hdr.Get("Location"); loc != core["serverRelativeURL"] {
+		t.Fatalf("stale hash redirects to %q, want %q", loc, core["serverRelativeURL"])
+	}
+	r = m.get(t, stale, "")
+	wantCode(t, "stale hash followed", r, http.StatusOK)
+	if r.hdr.Get("Cache-Control") != "public, immutable" || r.hdr.Get("ETag") != `"`+hash+`"` {
+		t.Fatalf("after the redirect: Cache-Control %q ETag %q", r.hdr.Get("Cache-Control"), r.hdr.Get("ETag"))
+	}
+	// Without a hash the document is served for revalidation, not kept.
+	r = m.get(t, m.URL+"/openapi/v3/api/v1", "")
+	wantCode(t, "no hash", r, http.StatusOK)
+	if r.hdr.Get("Cache-Control") != "no-cache, private" || r.hdr.Get("ETag") != `"`+hash+`"` {
+		t.Fatalf("no hash: Cache-Control %q ETag %q", r.hdr.Get("Cache-Control"), r.hdr.Get("ETag"))
+	}
 	wantCode(t, "openapi v2", m.get(t, m.URL+"/openapi/v2", ""), http.StatusNotFound)
 }
 

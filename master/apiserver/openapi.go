@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hoist-project/hoist/master/apiserver/openapi"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,6 +61,10 @@ func (s *Server) openAPIDocs() map[string]openAPIDoc {
 	return s.openapi.byGV
 }
 
+// openAPIURL is the server-relative URL of the document of gv (its path
+// under /openapi/v3) with that hash.
+func openAPIURL(gv, hash string) string { return "/openapi/v3/" + gv + "?hash=" + hash }
+
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request, path string) {
 	rest, ok := strings.CutPrefix(path, "/openapi/v3")
 	if !ok {
@@ -71,7 +76,7 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request, path strin
 	if rest == "" {
 		index := map[string]any{}
 		for gv, doc := range docs {
-			index[gv] = map[string]string{"serverRelativeURL": "/openapi/v3/" + gv + "?hash=" + doc.hash}
+			index[gv] = map[string]string{"serverRelativeURL": openAPIURL(gv, doc.hash)}
 		}
 		writeObject(w, r, http.StatusOK, map[string]any{"paths": index})
 		return
@@ -83,11 +88,24 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request, path strin
 	}
 	etag := `"` + doc.hash + `"`
 	w.Header().Set("ETag", etag)
-	if r.URL.Query().Get("hash") == doc.hash {
-		// The URL names this very content: clients may keep it.
-		w.Header().Set("Cache-Control", "public, immutable")
-	} else {
+	switch hash := r.URL.Query().Get("hash"); hash {
+	case "":
 		w.Header().Set("Cache-Control", "no-cache, private")
+	case doc.hash:
+		// The URL names this very content: clients may keep it, as
+		// upstream's handler3 says (Expires a year ahead; Vary because
+		// the Accept header could change the representation).
+		w.Header().Set("Cache-Control", "public, immutable")
+		w.Header().Set("Expires", time.Now().UTC().AddDate(1, 0, 0).Format(http.TimeFormat))
+		w.Header().Set("Vary", "Accept")
+	default:
+		// A stale URL (an index read before the documents changed): send
+		// the client to the current one, as upstream does, so an immutable
+		// cache never files this document under the old hash. The
+		// redirect itself is not to be kept: the next binary moves it.
+		w.Header().Set("Cache-Control", "no-cache, private")
+		http.Redirect(w, r, openAPIURL(rest, doc.hash), http.StatusMovedPermanently)
+		return
 	}
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)

@@ -137,16 +137,13 @@ func (h *handler) respondEncoded(code int, obj runtime.Object, data []byte) erro
 }
 
 func (h *handler) get() error {
-	if h.info.Subresource == "scale" {
-		obj, err := h.st.Get(h.ctx(), h.ns, h.info.Name)
-		if err != nil {
-			return err
-		}
-		return h.respondPlain(http.StatusOK, scaleOf(h.st.Res, obj))
-	}
-	obj, err := h.st.Get(h.ctx(), h.ns, h.info.Name)
+	// resourceVersion: unset reads etcd, "0" the watch cache, N not older than N.
+	obj, err := h.st.GetAt(h.ctx(), h.ns, h.info.Name, h.query("resourceVersion"))
 	if err != nil {
 		return err
+	}
+	if h.info.Subresource == "scale" {
+		return h.respondPlain(http.StatusOK, scaleOf(h.st.Res, obj))
 	}
 	return h.respond(http.StatusOK, obj)
 }

@@ -3,6 +3,8 @@ package registry
 import (
 	"sync"
 
+	"github.com/hoist-project/hoist/master/storage"
+
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -44,4 +46,18 @@ func (m *getMemo) put(key string, rev int64, obj runtime.Object) {
 		m.objs = make(map[string]memoized, getMemoSize)
 	}
 	m.objs[key] = memoized{rev, obj.DeepCopyObject()}
+}
+
+// decodeCached decodes kv, read from the watch cache at key, through the
+// memo: a new object on every call.
+func (s *Store) decodeCached(key string, kv storage.KV) (runtime.Object, error) {
+	if obj, ok := s.gets.get(key, kv.ModRevision); ok {
+		return obj, nil
+	}
+	obj, err := s.decode(kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil, err
+	}
+	s.gets.put(key, kv.ModRevision, obj)
+	return obj, nil
 }

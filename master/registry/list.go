@@ -138,8 +138,9 @@ type ListOptions struct {
 	ResourceVersionMatch string
 }
 
-// List returns a typed list. RV "0" (without Exact) is served from the
-// watch cache; everything else is a consistent read from etcd, paginated.
+// List returns a typed list. RV "0" (without Exact), and N with
+// NotOlderThan once the watch cache has reached N, are served from the
+// cache; everything else reads etcd, paginated (see readrv.go).
 func (s *Store) List(ctx context.Context, ns string, o ListOptions) (runtime.Object, error) {
 	list, err := s.NewList()
 	if err != nil {
@@ -175,6 +176,12 @@ func (s *Store) List(ctx context.Context, ns string, o ListOptions) (runtime.Obj
 		if err != nil {
 			return nil, err
 		}
+		if want, ok := listMinRV(o); ok {
+			read, _ := strconv.ParseInt(lm.ResourceVersion, 10, 64)
+			if err := checkNotOlder(want, read); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := meta.SetList(list, items); err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -184,6 +191,21 @@ func (s *Store) List(ctx context.Context, ns string, o ListOptions) (runtime.Obj
 	la.SetContinue(lm.Continue)
 	la.SetRemainingItemCount(lm.RemainingItemCount)
 	return list, nil
+}
+
+// listMinRV returns the revision a list read from etcd must not be older
+// than: upstream's "not older than" cases, rv=N with NotOlderThan or with
+// no match and no limit. A continued list reads its token's revision.
+func listMinRV(o ListOptions) (int64, bool) {
+	if o.Continue != "" || o.ResourceVersion == "" || o.ResourceVersion == "0" {
+		return 0, false
+	}
+	match := metav1.ResourceVersionMatch(o.ResourceVersionMatch)
+	if match != metav1.ResourceVersionMatchNotOlderThan && (match != "" || o.Limit > 0) {
+		return 0, false
+	}
+	want, err := strconv.ParseInt(o.ResourceVersion, 10, 64)
+	return want, err == nil
 }
 
 func (s *Store) cacheAtLeast(ctx context.Context, rv string) bool {

@@ -127,15 +127,8 @@ func (s *Store) CachedGet(ns, name string) (runtime.Object, bool) {
 	if !ok {
 		return nil, false
 	}
-	if obj, ok := s.gets.get(key, kv.ModRevision); ok {
-		return obj, true
-	}
-	obj, err := s.decode(kv.Value, kv.ModRevision)
-	if err != nil {
-		return nil, false
-	}
-	s.gets.put(key, kv.ModRevision, obj)
-	return obj, true
+	obj, err := s.decodeCached(key, kv)
+	return obj, err == nil
 }
 
 // Create validates and stores a new object in namespace ns.

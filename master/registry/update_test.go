@@ -24,6 +24,13 @@ const counterKey = "hoist.test/count"
 // what it had: a stale cache, on purpose).
 func configMapStore(t *testing.T) (st *Store, stopCache func()) {
 	t.Helper()
+	return observedConfigMapStore(t, nil)
+}
+
+// observedConfigMapStore is configMapStore whose etcd calls are reported
+// to observe.
+func observedConfigMapStore(t *testing.T, observe storage.Observer) (st *Store, stopCache func()) {
+	t.Helper()
 	var res *Resource
 	for _, r := range Resources() {
 		if r.Name == "configmaps" {
@@ -33,7 +40,7 @@ func configMapStore(t *testing.T) (st *Store, stopCache func()) {
 	if res == nil {
 		t.Fatal("no configmaps resource")
 	}
-	st = NewStore(res, scheme.Scheme, storage.New(storagetest.Client(t, storagetest.Embedded(t)), nil))
+	st = NewStore(res, scheme.Scheme, storage.New(storagetest.Client(t, storagetest.Embedded(t)), observe))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { st.Run(ctx); close(done) }()

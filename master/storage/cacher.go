@@ -313,6 +313,20 @@ func (c *Cacher) Get(key string) (KV, bool) {
 	return KV{Key: key, Value: co.value, ModRevision: co.rev}, ok && c.ready
 }
 
+// GetFresh is Get for a read that must not be older than revision
+// minRev (0: any): fresh is false when the cache is not ready or has not
+// reached minRev, and the caller reads etcd instead. found reports
+// whether the key exists at the cache's revision.
+func (c *Cacher) GetFresh(key string, minRev int64) (kv KV, found, fresh bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.ready || c.rev < minRev {
+		return KV{}, false, false
+	}
+	co, ok := c.objs[key]
+	return KV{Key: key, Value: co.value, ModRevision: co.rev}, ok, true
+}
+
 type entry struct {
 	key string
 	cachedObj

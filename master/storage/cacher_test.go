@@ -237,3 +237,57 @@ func TestIntegrationCacherSkipsUndecodable(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationCacherGetFresh: a read not older than a revision is
+// answered by the cache only once it is ready and has reached that
+// revision; etcd's read reports its revision also for a missing key.
+func TestIntegrationCacherGetFresh(t *testing.T) {
+	embedded(t, func(t *testing.T, s *storage.Store) {
+		ctx := ctxT(t)
+		rev, err := s.Create(ctx, "/registry/f/a", []byte("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := storage.NewCacher(s, "/registry/f/", storage.Codec{
+			Decode: func(_ string, v []byte, _ int64) (any, error) { return string(v), nil },
+			Attrs:  func(o any) any { return o },
+		}, 100)
+		if _, _, fresh := c.GetFresh("/registry/f/a", 0); fresh {
+			t.Fatal("a cache that never listed answered")
+		}
+		go c.Run(ctx)
+		if _, err := c.Revision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if kv, found, fresh := c.GetFresh("/registry/f/a", 0); !fresh || !found || string(kv.Value) != "a" || kv.ModRevision != rev {
+			t.Fatalf("any version of a: %+v found %v fresh %v", kv, found, fresh)
+		}
+		if _, found, fresh := c.GetFresh("/registry/f/missing", rev); !fresh || found {
+			t.Fatalf("missing key at a reached revision: found %v fresh %v", found, fresh)
+		}
+		if _, _, fresh := c.GetFresh("/registry/f/a", rev+1); fresh {
+			t.Fatal("a revision the cache has not reached was answered from it")
+		}
+		rev2, err := s.Update(ctx, "/registry/f/a", []byte("a2"), rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			kv, found, fresh := c.GetFresh("/registry/f/a", rev2)
+			if fresh {
+				if !found || string(kv.Value) != "a2" {
+					t.Fatalf("a at the update's revision: %+v found %v", kv, found)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cache did not reach revision %d", rev2)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, read, err := s.GetWithRevision(ctx, "/registry/f/missing"); !errors.Is(err, storage.ErrNotFound) || read < rev2 {
+			t.Fatalf("etcd read of a missing key: revision %d (want >= %d), %v", read, rev2, err)
+		}
+	})
+}

@@ -78,17 +78,25 @@ func (s *Store) timed(op string, start time.Time, err *error) {
 }
 
 // Get returns the object at key.
-func (s *Store) Get(ctx context.Context, key string) (kv KV, err error) {
+func (s *Store) Get(ctx context.Context, key string) (KV, error) {
+	kv, _, err := s.GetWithRevision(ctx, key)
+	return kv, err
+}
+
+// GetWithRevision is Get that also returns etcd's revision at the read
+// (also with ErrNotFound), so a reader asked for a version not older
+// than some revision can tell whether etcd has reached it.
+func (s *Store) GetWithRevision(ctx context.Context, key string) (kv KV, rev int64, err error) {
 	defer s.timed("get", time.Now(), &err)
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
-		return KV{}, err
+		return KV{}, 0, err
 	}
 	if len(resp.Kvs) == 0 {
-		return KV{}, ErrNotFound
+		return KV{}, resp.Header.Revision, ErrNotFound
 	}
 	k := resp.Kvs[0]
-	return KV{Key: string(k.Key), Value: k.Value, ModRevision: k.ModRevision}, nil
+	return KV{Key: string(k.Key), Value: k.Value, ModRevision: k.ModRevision}, resp.Header.Revision, nil
 }
 
 // Create stores value at key if nothing is there yet and returns the new revision.

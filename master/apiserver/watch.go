@@ -63,8 +63,13 @@ func (h *handler) watch() error {
 	h.w.Header().Set("Transfer-Encoding", "chunked")
 	h.w.WriteHeader(http.StatusOK)
 	flush(h.w)
+	defer events.Stop()
 	enc := json.NewEncoder(h.w)
-	for ev := range events {
+	for {
+		ev, ok := events.Next()
+		if !ok {
+			return nil
+		}
 		var err error
 		if so, ok := ev.Object.(*registry.SharedObject); ok && !f.table {
 			err = writeSharedEvent(h.w, ev.Type, so)
@@ -84,11 +89,10 @@ func (h *handler) watch() error {
 		}
 		// One flush (an HTTP/2 frame, a TLS record, a write) for all
 		// events that are ready: under load that is what keeps up.
-		if len(events) == 0 {
+		if !events.Ready() {
 			flush(h.w)
 		}
 	}
-	return nil
 }
 
 // writeSharedEvent frames an object every watcher shares, encoded once, as

@@ -290,10 +290,11 @@ type WatchOptions struct {
 	SendInitialEvents bool
 }
 
-// Watch streams filtered events until ctx ends. A resourceVersion older than
-// the watch cache falls back to a direct etcd watch, which answers 410 Gone
-// when etcd has compacted it. The error channel carries a terminal error.
-func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan watch.Event, error) {
+// Watch returns a stream of filtered events that ends with ctx. A
+// resourceVersion older than the watch cache falls back to a direct etcd
+// watch, which answers 410 Gone when etcd has compacted it. A watch that
+// cannot go on ends with an ERROR event saying why.
+func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (EventStream, error) {
 	var from int64
 	if o.ResourceVersion != "" && o.ResourceVersion != "0" {
 		var err error
@@ -301,55 +302,52 @@ func (s *Store) Watch(ctx context.Context, ns string, o WatchOptions) (<-chan wa
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", o.ResourceVersion))
 		}
 	}
-	// Buffered so the server can write several ready events with one
-	// flush when a watcher falls behind.
-	out := make(chan watch.Event, 32)
-	forward := func(ev storage.CacheEvent) bool {
-		we, ok := s.filterEvent(o.Filter, ev)
-		if !ok {
-			return true
-		}
-		select {
-		case out <- we:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	// The cache's watch goroutine filters and forwards itself; a watch
-	// that falls through to etcd sends on evc instead.
 	wo := storage.WatchOptions{FromRevision: from, KeyPrefix: s.keyPrefix(ns), SendInitialEvents: o.SendInitialEvents,
-		Match: cacheMatcher(o.Filter), Deliver: forward}
+		Match: cacheMatcher(o.Filter)}
 	if o.Bookmarks {
 		wo.BookmarkInterval = o.BookmarkInterval
 	}
-	evc, errc, err := s.cache.Watch(ctx, wo)
-	if errors.Is(err, storage.ErrTooOld) {
-		evc, errc, err = s.etcdWatch(ctx, ns, from)
+	cs, err := s.cache.Stream(ctx, wo)
+	if err == nil {
+		return &cacheEvents{ctx: ctx, s: s, filter: o.Filter, cs: cs}, nil
 	}
-	if err != nil {
+	if !errors.Is(err, storage.ErrTooOld) {
 		return nil, s.storageErr(err, "")
 	}
+	// Older than the cache's window: etcd still has it unless compacted.
+	ctx, cancel := context.WithCancel(ctx)
+	evc, errc, err := s.etcdWatch(ctx, ns, from)
+	if err != nil {
+		cancel()
+		return nil, s.storageErr(err, "")
+	}
+	// Buffered so the server can write several ready events with one
+	// flush when a watcher falls behind.
+	out := make(chan watch.Event, 32)
 	go func() {
 		defer close(out)
+		send := func(ev watch.Event) bool {
+			select {
+			case out <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
 		for ev := range evc {
-			if !forward(ev) {
+			if we, ok := s.filterEvent(o.Filter, ev); ok && !send(we) {
 				return
 			}
 		}
 		select {
 		case err := <-errc:
 			if err != nil && ctx.Err() == nil {
-				st := s.storageErr(err, "").(apierrors.APIStatus).Status()
-				select {
-				case out <- watch.Event{Type: watch.Error, Object: &st}:
-				case <-ctx.Done():
-				}
+				send(s.errorEvent(err))
 			}
 		default:
 		}
 	}()
-	return out, nil
+	return &chanEvents{ch: out, cancel: cancel}, nil
 }
 
 // filterEvent applies the selector, turning "stopped matching" into DELETED

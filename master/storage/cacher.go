@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -400,114 +399,34 @@ type WatchOptions struct {
 	// Match, if set, leaves objects whose attributes do not match out of
 	// the initial state (they are not even decoded); changes are all sent.
 	Match func(attrs any) bool
-	// Deliver, if set, is handed each event on the watch's goroutine
-	// instead of the returned channel (which then only closes at the end),
-	// saving a goroutine hop per event for a caller that filters and
-	// forwards; it returns false to end the watch.
-	Deliver func(CacheEvent) bool
 }
 
-// Watch streams cache events. The channel closes when ctx ends; errc then
-// carries why, if it was not ctx (ErrTooOld, or a cache reset which the
-// client must answer with a relist).
+// Watch streams cache events on a channel, from a goroutine reading a
+// Stream. The channel closes when ctx ends; errc then carries why, if it
+// was not ctx (ErrTooOld, or a cache reset which the client must answer
+// with a relist).
 func (c *Cacher) Watch(ctx context.Context, o WatchOptions) (<-chan CacheEvent, <-chan error, error) {
-	if err := c.waitReady(ctx); err != nil {
+	st, err := c.Stream(ctx, o)
+	if err != nil {
 		return nil, nil, err
 	}
-	c.mu.Lock()
-	gen := c.gen
-	pos := o.FromRevision
-	var initial []entry
-	if pos == 0 || o.SendInitialEvents {
-		pos = c.rev
-		initial = c.entriesLocked(o.KeyPrefix)
-	} else if pos < c.startRev {
-		c.mu.Unlock()
-		return nil, nil, fmt.Errorf("%w: revision %d, oldest cached %d", ErrTooOld, pos, c.startRev+1)
-	}
-	c.watchers++
-	c.mu.Unlock()
-	initial = c.matching(initial, o.Match)
-
 	out := make(chan CacheEvent, 16)
 	errc := make(chan error, 1)
 	go func() {
-		defer func() {
-			c.mu.Lock()
-			c.watchers--
-			c.mu.Unlock()
-			close(out)
-		}()
-		send := func(e CacheEvent) bool {
-			if o.Deliver != nil {
-				return o.Deliver(e)
+		defer close(out)
+		defer st.Close()
+		for {
+			e, err := st.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					errc <- err
+				}
+				return
 			}
 			select {
 			case out <- e:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		for _, e := range initial {
-			obj, ok := c.decodeEntry(e)
-			if !ok {
-				continue
-			}
-			// A memo per watcher: keeping encodings of the whole cache
-			// would cost more memory than it saves CPU.
-			if !send(CacheEvent{Type: Added, Key: e.key, Obj: obj, Attrs: e.attrs.attrs, Revision: e.rev, Memo: &Memo{}}) {
-				return
-			}
-		}
-		if o.SendInitialEvents && !send(CacheEvent{Type: Bookmark, Revision: pos, InitialEventsEnd: true}) {
-			return
-		}
-		var tick <-chan time.Time
-		if o.BookmarkInterval > 0 {
-			t := time.NewTicker(o.BookmarkInterval)
-			defer t.Stop()
-			tick = t.C
-		}
-		for {
-			c.mu.RLock()
-			if c.gen != gen || pos < c.startRev {
-				c.mu.RUnlock()
-				errc <- fmt.Errorf("%w: watch cache was reset or the watcher fell behind", ErrTooOld)
-				return
-			}
-			i := sort.Search(len(c.events), func(i int) bool { return c.events[i].Revision > pos })
-			pending := append([]CacheEvent(nil), c.events[i:]...)
-			cur, n := c.rev, c.notify
-			c.mu.RUnlock()
-			for _, e := range pending {
-				if len(o.KeyPrefix) > 0 && (len(e.Key) < len(o.KeyPrefix) || e.Key[:len(o.KeyPrefix)] != o.KeyPrefix) {
-					pos = e.Revision
-					continue
-				}
-				pos = e.Revision
-				re, err := c.resolve(e)
-				if err != nil {
-					continue
-				}
-				if !send(re) {
-					return
-				}
-			}
-			if len(pending) > 0 {
-				continue
-			}
-			select {
 			case <-ctx.Done():
 				return
-			case <-n:
-			case <-tick:
-				if cur > pos {
-					pos = cur
-				}
-				if !send(CacheEvent{Type: Bookmark, Revision: pos}) {
-					return
-				}
 			}
 		}
 	}()

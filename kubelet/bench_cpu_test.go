@@ -5,6 +5,7 @@ package kubelet
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -71,6 +72,24 @@ func cpuTable(cpu map[string]time.Duration, n int, wall time.Duration) string {
 	fmt.Fprintf(&b, "| **all of the above** | **%.2f s** (%.2f cores over %.2f s) | **%.1f ms** |\n",
 		total.Seconds(), total.Seconds()/wall.Seconds(), wall.Seconds(), float64(total.Microseconds())/1000/float64(n))
 	return b.String()
+}
+
+// runtimeGroups are the CPU groups of the container runtime the kubelet
+// drives: what a pod start costs before any of hoist's own code.
+var runtimeGroups = []string{"containerd", "containerd's children (shim start-up)",
+	"containerd-shim-runc-v2", "runc (the shims' children)"}
+
+// runtimeFloor says what the runtime's CPU alone means for the batch: the
+// shortest time n pod starts could take on this machine's CPUs.
+func runtimeFloor(cpu map[string]time.Duration, n int) string {
+	var d time.Duration
+	for _, g := range runtimeGroups {
+		d += cpu[g]
+	}
+	cpus := runtime.NumCPU()
+	return fmt.Sprintf("The container runtime alone (containerd, shim start-ups, shims, runc) used %.1f ms of CPU per pod: "+
+		"on %d CPUs, %d pod starts take at least %.2f s before any of hoist's own work, and the batch's median pod "+
+		"at least %.2f s.", float64(d.Microseconds())/1000/float64(n), cpus, n, d.Seconds()/float64(cpus), d.Seconds()/float64(cpus)/2)
 }
 
 // memoryOf sums anonymous and total RSS over the processes in group.

@@ -31,10 +31,10 @@ func TestIntegrationGetAtResourceVersion(t *testing.T) {
 	waitCached(t, st, "a", rv1)
 
 	// getAt reads name at rv and reports how many etcd reads it took.
-	getAt := func(name, rv string) (runtime.Object, error, int64) {
+	getAt := func(name, rv string) (obj runtime.Object, reads int64, err error) {
 		before := etcdGets.Load()
-		obj, err := st.GetAt(ctx, "default", name, rv)
-		return obj, err, etcdGets.Load() - before
+		obj, err = st.GetAt(ctx, "default", name, rv)
+		return obj, etcdGets.Load() - before, err
 	}
 	wantRV := func(what string, obj runtime.Object, err error, rv string) {
 		t.Helper()
@@ -47,20 +47,20 @@ func TestIntegrationGetAtResourceVersion(t *testing.T) {
 	}
 
 	for _, rv := range []string{"0", rv1} {
-		obj, err, reads := getAt("a", rv)
+		obj, reads, err := getAt("a", rv)
 		wantRV("rv="+rv, obj, err, rv1)
 		if reads != 0 {
 			t.Errorf("rv=%s read etcd %d times, want the watch cache only", rv, reads)
 		}
 	}
-	obj, err, reads := getAt("a", "")
+	obj, reads, err := getAt("a", "")
 	wantRV("no rv", obj, err, rv1)
 	if reads != 1 {
 		t.Errorf("no rv read etcd %d times, want 1", reads)
 	}
 
 	// A missing object is the same 404 from the cache as from etcd.
-	_, cacheErr, reads := getAt("nope", "0")
+	_, reads, cacheErr := getAt("nope", "0")
 	_, etcdErr := st.Get(ctx, "default", "nope")
 	if !apierrors.IsNotFound(cacheErr) || reads != 0 {
 		t.Fatalf("missing at rv=0: %v after %d etcd reads, want a 404 from the cache", cacheErr, reads)
@@ -81,13 +81,13 @@ func TestIntegrationGetAtResourceVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv2 := updated.(*corev1.ConfigMap).ResourceVersion
-	obj, err, reads = getAt("a", "0")
+	obj, reads, err = getAt("a", "0")
 	wantRV("rv=0 from the frozen cache", obj, err, rv1)
 	if reads != 0 {
 		t.Errorf("rv=0 on a frozen cache read etcd %d times", reads)
 	}
 	// Ahead of the cache: etcd answers at once, not older than asked.
-	obj, err, reads = getAt("a", rv2)
+	obj, reads, err = getAt("a", rv2)
 	wantRV("rv ahead of the cache", obj, err, rv2)
 	if reads != 1 {
 		t.Errorf("rv ahead of the cache read etcd %d times, want 1", reads)
@@ -96,7 +96,7 @@ func TestIntegrationGetAtResourceVersion(t *testing.T) {
 	// Ahead of etcd: upstream's 504, for GET and NotOlderThan lists.
 	n2, _ := strconv.ParseInt(rv2, 10, 64)
 	future := strconv.FormatInt(n2+1000, 10)
-	_, getErr, _ := getAt("a", future)
+	_, _, getErr := getAt("a", future)
 	all, _ := st.ParseFilter("", "")
 	_, listErr := st.List(ctx, "default", ListOptions{Filter: all, ResourceVersion: future, ResourceVersionMatch: "NotOlderThan"})
 	for what, err := range map[string]error{"get": getErr, "list": listErr} {
@@ -117,7 +117,7 @@ func TestIntegrationGetAtResourceVersion(t *testing.T) {
 		t.Fatalf("NotOlderThan list ahead of the cache: %v %v", list, err)
 	}
 
-	if _, err, _ := getAt("a", "abc"); !apierrors.IsBadRequest(err) {
+	if _, _, err := getAt("a", "abc"); !apierrors.IsBadRequest(err) {
 		t.Fatalf("rv=abc: %v, want 400", err)
 	}
 }

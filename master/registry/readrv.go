@@ -81,9 +81,5 @@ func (s *Store) GetAt(ctx context.Context, ns, name, rv string) (runtime.Object,
 	if err != nil {
 		return nil, s.storageErr(err, name)
 	}
-	obj, err := s.decode(kv.Value, kv.ModRevision)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	return obj, nil
+	return s.decodeRead(kv)
 }

@@ -111,6 +111,12 @@ func (s *Store) Get(ctx context.Context, ns, name string) (runtime.Object, error
 	if err != nil {
 		return nil, s.storageErr(err, name)
 	}
+	return s.decodeRead(kv)
+}
+
+// decodeRead decodes an object read for a client: a stored value that does
+// not decode is the server's fault (500).
+func (s *Store) decodeRead(kv storage.KV) (runtime.Object, error) {
 	obj, err := s.decode(kv.Value, kv.ModRevision)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)

@@ -206,7 +206,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	metrics.watchCaches(stores)
 
-	runCtx, cancel := context.WithCancel(ctx)
+	// Cancelled explicitly (on a stop below, or when Run returns), not with
+	// ctx: on a graceful stop the API keeps serving until this master has
+	// left the kubernetes Service's endpoints.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -258,6 +261,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("master: loopback client: %w", err)
 	}
+	announce, err := masterEndpoints(st, sec.addrs.advertised, loopback, loopbackHTTP)
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
 	log := slog.Default()
 	hs, info := startServers(runCtx, sec, tlsCfg, ln, insecureLn, srv, log)
 	log.Info("hoist master serving", "address", info.SecureAddress, "local", info.LocalURL,
@@ -265,6 +272,11 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprint(cfg.Stdout, join.Instructions(info.AdvertisedURL, info.JoinToken, info.CACertHash))
 	controllersDone := make(chan error, 1)
 	go func() { controllersDone <- runControllers(runCtx, cfg, loopback, loopbackHTTP) }()
+	announceCtx, stopAnnouncing := context.WithCancel(ctx)
+	defer stopAnnouncing()
+	endpointsDone := make(chan struct{})
+	wg.Add(1)
+	go func() { defer wg.Done(); defer close(endpointsDone); announce(announceCtx) }()
 	if cfg.Serving != nil {
 		cfg.Serving(info)
 	}
@@ -272,6 +284,11 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
+		// Leave the kubernetes Service's endpoints while the API serves.
+		select {
+		case <-endpointsDone:
+		case <-sctx.Done():
+		}
 		cancel() // end watches so Shutdown does not wait for them
 		// The controllers' connection is ours: close it instead of letting
 		// Shutdown wait out HTTP/2's one-second GOAWAY grace period.

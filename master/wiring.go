@@ -3,18 +3,22 @@ package master
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/hoist-project/hoist/master/admission"
 	"github.com/hoist-project/hoist/master/allocator"
 	"github.com/hoist-project/hoist/master/apiserver"
+	"github.com/hoist-project/hoist/master/controllers/masterendpoints"
 	"github.com/hoist-project/hoist/master/registry"
 	"github.com/hoist-project/hoist/master/storage"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 )
 
 func newAdmission(cfg Config, st *storage.Store, stores []*registry.Store) (*admission.Chain, error) {
@@ -76,4 +80,27 @@ func bootstrap(ctx context.Context, srv *apiserver.Server, adm *admission.Chain,
 		return fmt.Errorf("create kubernetes service: %w", err)
 	}
 	return nil
+}
+
+// masterEndpoints returns the loop that keeps default/kubernetes's
+// Endpoints and EndpointSlice on the live masters (see masterendpoints),
+// this one announced at its advertised URL: what nodes reach the API at.
+// A loopback address is announced too (upstream refuses it): a master
+// bound to 127.0.0.1 serves only this machine, and there the Service
+// must lead to it as well.
+func masterEndpoints(st *storage.Store, advertisedURL string, rc *rest.Config, hc *http.Client) (func(context.Context), error) {
+	u, err := url.Parse(advertisedURL)
+	if err != nil {
+		return nil, err
+	}
+	self, err := masterendpoints.ParseMaster(u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("advertised address %s: %w", u.Host, err)
+	}
+	client, err := clientWithRate(rc, hc, electionQPS)
+	if err != nil {
+		return nil, err
+	}
+	cfg := masterendpoints.Config{Client: client, Leases: &masterendpoints.EtcdLeases{Client: st.Client()}, Self: self}
+	return func(ctx context.Context) { masterendpoints.Run(ctx, cfg) }, nil
 }

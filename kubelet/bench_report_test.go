@@ -339,7 +339,13 @@ func benchNotes() string {
   8.7 MB binary. containerd also runs the shim binary's ~~start~~ command
   for every container, including the app container whose pod shim is
   already running. None of this is in hoist's code; a lighter OCI
-  runtime or more cores are what would move it.
+  runtime or more cores are what would move it. The per-process table
+  undercounts: ~~vmstat 1~~ during a batch shows both CPUs 94–97% busy,
+  about half of it in the kernel (namespaces, cgroups, mounts, veths),
+  part of which runs in kernel threads and interrupts that come and go
+  between the table's two snapshots. Writing pod statuses eight pods at a
+  time instead of one (2026-12-07) made no difference here for that
+  reason; it matters when the API server is slow or far away.
   The kubelet serves pods oldest first through start
   slots (~~--max-parallel-pod-starts~~, 4), so the first pods run within
   about a second and the rest follow at the machine's pace; the

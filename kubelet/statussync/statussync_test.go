@@ -2,14 +2,25 @@ package statussync
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/hoist-project/hoist/kubelet/apisource"
@@ -218,5 +229,68 @@ func TestSweepDeletesOrphanedMirrorsOnly(t *testing.T) {
 		if exists := err == nil; exists != want {
 			t.Errorf("%s exists=%v, want %v", name, exists, want)
 		}
+	}
+}
+
+// TestWriterWritesPodsInParallel: a flush does not write one pod at a time
+// (each write is two API round trips; a batch of starting pods waits on
+// them). An HTTP API stand-in holds every pod read until a second one is in
+// flight, so a writer that serialises pods times out and fails. (The fake
+// clientset cannot show this: it runs one request at a time.)
+func TestWriterWritesPodsInParallel(t *testing.T) {
+	var mu sync.Mutex
+	inflight, most, updates := 0, 0, 0
+	two := make(chan struct{})
+	var twoOnce sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		name := path.Base(strings.TrimSuffix(r.URL.Path, "/status"))
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			updates++
+			mu.Unlock()
+			body, _ := io.ReadAll(r.Body)
+			rw.Header().Set("Content-Type", "application/json")
+			_, _ = rw.Write(body)
+			return
+		}
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		if inflight == 2 {
+			twoOnce.Do(func() { close(two) })
+		}
+		mu.Unlock()
+		select {
+		case <-two:
+		case <-time.After(5 * time.Second):
+		}
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+		p := apiPod()
+		p.Name, p.UID = name, types.UID("uid-"+name)
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(p)
+	}))
+	defer srv.Close()
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{Client: client}
+	for i := range 4 {
+		p := apiPod()
+		p.Name = fmt.Sprintf("web-%d", i)
+		p.UID = types.UID("uid-" + p.Name)
+		w.PodStatusChanged(p, running())
+	}
+	if !w.Flush(context.Background()) {
+		t.Fatal("flush failed")
+	}
+	if most < 2 {
+		t.Fatalf("at most %d status write in flight, want several pods written at once", most)
+	}
+	if updates != 4 {
+		t.Fatalf("%d status writes, want 4", updates)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -34,6 +35,10 @@ type Writer struct {
 	Client kubernetes.Interface
 	Log    *slog.Logger
 	Retry  time.Duration // first retry delay (doubling to 30 s), default 1 s
+	// Parallel is how many pods' statuses are written at once (default 8):
+	// when a batch of pods starts, one write at a time, each a read and a
+	// write round trip to a busy API server, is what pods wait on last.
+	Parallel int
 
 	mu      sync.Mutex
 	pending map[types.UID]entry
@@ -137,7 +142,8 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// Flush writes every queued status once; it reports whether all landed.
+// Flush writes every queued status once, several pods at a time; it
+// reports whether all landed.
 func (w *Writer) Flush(ctx context.Context) bool {
 	w.mu.Lock()
 	w.init()
@@ -146,25 +152,45 @@ func (w *Writer) Flush(ctx context.Context) bool {
 		batch = append(batch, e)
 	}
 	w.mu.Unlock()
-	ok := true
+	parallel := w.Parallel
+	if parallel <= 0 {
+		parallel = 8
+	}
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, parallel)
 	for _, e := range batch {
-		err := w.write(ctx, e)
-		w.mu.Lock()
-		if cur, still := w.pending[e.pod.UID]; still && apiequality.Semantic.DeepEqual(cur.status, e.status) {
-			if err == nil || apierrors.IsNotFound(err) {
-				delete(w.pending, e.pod.UID) // landed, or the pod is gone from the API
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if !w.flushOne(ctx, e) {
+				failed.Store(true)
 			}
-		}
-		if err == nil {
-			w.written[e.pod.UID] = e.status
-		}
-		w.mu.Unlock()
-		if err != nil && !apierrors.IsNotFound(err) && err != errNoMirror {
-			ok = false
-			w.log().Warn("pod status not written; will retry", "pod", e.pod.Namespace+"/"+e.pod.Name, "err", err)
+		}()
+	}
+	wg.Wait()
+	return !failed.Load()
+}
+
+// flushOne writes one pod's queued status and settles its bookkeeping.
+func (w *Writer) flushOne(ctx context.Context, e entry) bool {
+	err := w.write(ctx, e)
+	w.mu.Lock()
+	if cur, still := w.pending[e.pod.UID]; still && apiequality.Semantic.DeepEqual(cur.status, e.status) {
+		if err == nil || apierrors.IsNotFound(err) {
+			delete(w.pending, e.pod.UID) // landed, or the pod is gone from the API
 		}
 	}
-	return ok
+	if err == nil {
+		w.written[e.pod.UID] = e.status
+	}
+	w.mu.Unlock()
+	if err != nil && !apierrors.IsNotFound(err) && err != errNoMirror {
+		w.log().Warn("pod status not written; will retry", "pod", e.pod.Namespace+"/"+e.pod.Name, "err", err)
+		return false
+	}
+	return true
 }
 
 func (w *Writer) log() *slog.Logger {

@@ -261,7 +261,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("master: loopback client: %w", err)
 	}
-	announce, err := masterEndpoints(st, sec.addrs.advertised, loopback, loopbackHTTP)
+	announce, err := masterEndpoints(st, sec.addrs.advertised, loopback, loopbackHTTP,
+		func(ctx context.Context) error { return ensureKubernetesService(ctx, srv, adm, cfg) })
 	if err != nil {
 		return fmt.Errorf("master: %w", err)
 	}

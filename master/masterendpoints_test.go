@@ -8,8 +8,8 @@ import (
 // TestE2EKubectlKubernetesEndpoints checks with the real kubectl that the
 // kubernetes Service's Endpoints and EndpointSlice hold the master's
 // advertised address and secure port (127.0.0.1 here: a loopback-only
-// master announces its loopback address), and come back after an
-// operator deletes them.
+// master announces its loopback address), and that they and the Service
+// itself come back after an operator deletes them.
 func TestE2EKubectlKubernetesEndpoints(t *testing.T) {
 	m := startMaster(t, "", nil)
 	k := newKubectl(t, m)
@@ -40,4 +40,12 @@ func TestE2EKubectlKubernetesEndpoints(t *testing.T) {
 	// The next reconcile (every 10 s) puts them back.
 	waitFor(t, "Endpoints recreated", func() bool { return endpoints() == want+"/TCP" })
 	waitFor(t, "EndpointSlice recreated", func() bool { return slice() == wantSlice })
+
+	// So is the Service itself, at the range's first address again.
+	clusterIP := k.run("get", "service", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}")
+	k.run("delete", "service", "kubernetes", "-n", "default")
+	waitFor(t, "Service default/kubernetes recreated at "+clusterIP, func() bool {
+		out, _ := k.try("get", "service", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}")
+		return out == clusterIP+" 443"
+	})
 }

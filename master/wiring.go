@@ -54,7 +54,18 @@ func bootstrap(ctx context.Context, srv *apiserver.Server, adm *admission.Chain,
 			return fmt.Errorf("create namespace %s: %w", n, err)
 		}
 	}
+	return ensureKubernetesService(ctx, srv, adm, cfg)
+}
+
+// ensureKubernetesService creates the kubernetes Service when it is
+// missing: at start, and on every endpoints reconcile after that, so an
+// operator who deletes it gets it back (as upstream's bootstrap
+// controller does).
+func ensureKubernetesService(ctx context.Context, srv *apiserver.Server, adm *admission.Chain, cfg Config) error {
 	svcStore := srv.Store(corev1.SchemeGroupVersion.WithResource("services"))
+	if _, ok := svcStore.CachedGet("default", "kubernetes"); ok {
+		return nil // the watch cache may lag: a miss is checked on etcd
+	}
 	if _, err := svcStore.Get(ctx, "default", "kubernetes"); err == nil {
 		return nil
 	} else if !apierrors.IsNotFound(err) {
@@ -88,7 +99,7 @@ func bootstrap(ctx context.Context, srv *apiserver.Server, adm *admission.Chain,
 // A loopback address is announced too (upstream refuses it): a master
 // bound to 127.0.0.1 serves only this machine, and there the Service
 // must lead to it as well.
-func masterEndpoints(st *storage.Store, advertisedURL string, rc *rest.Config, hc *http.Client) (func(context.Context), error) {
+func masterEndpoints(st *storage.Store, advertisedURL string, rc *rest.Config, hc *http.Client, ensureService func(context.Context) error) (func(context.Context), error) {
 	u, err := url.Parse(advertisedURL)
 	if err != nil {
 		return nil, err
@@ -101,6 +112,7 @@ func masterEndpoints(st *storage.Store, advertisedURL string, rc *rest.Config, h
 	if err != nil {
 		return nil, err
 	}
-	cfg := masterendpoints.Config{Client: client, Leases: &masterendpoints.EtcdLeases{Client: st.Client()}, Self: self}
+	cfg := masterendpoints.Config{Client: client, Leases: &masterendpoints.EtcdLeases{Client: st.Client()}, Self: self,
+		EnsureService: ensureService}
 	return func(ctx context.Context) { masterendpoints.Run(ctx, cfg) }, nil
 }

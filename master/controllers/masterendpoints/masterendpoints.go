@@ -71,6 +71,9 @@ type Config struct {
 	Self Master
 	// Interval and TTL default to DefaultInterval and DefaultTTL.
 	Interval, TTL time.Duration
+	// EnsureService, if set, recreates the kubernetes Service itself when
+	// it is missing; it runs before every reconcile.
+	EnsureService func(context.Context) error
 }
 
 // Run announces Self and reconciles until ctx ends, then withdraws Self
@@ -88,10 +91,15 @@ func Run(ctx context.Context, cfg Config) {
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	for {
+		var serviceErr error
+		if cfg.EnsureService != nil {
+			serviceErr = cfg.EnsureService(ctx)
+		}
 		err := cfg.Leases.Renew(ctx, cfg.Self, cfg.TTL)
 		if err == nil {
 			err = Reconcile(ctx, cfg.Client, cfg.Leases)
 		}
+		err = errors.Join(serviceErr, err)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("reconciling the kubernetes Service's endpoints", "err", err)
 		}

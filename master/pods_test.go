@@ -60,6 +60,9 @@ func TestIntegrationAPIEvictionHonoursBudget(t *testing.T) {
 	wantCode(t, "evicted pod gone", api.do(t, "GET", pods+"/d1", "", nil), 404)
 	r = api.do(t, "POST", pods+"/d2/eviction", "application/json", []byte(strings.ReplaceAll(eviction, "%s", "d2")))
 	wantCode(t, "second eviction", r, 429)
+	if got := r.hdr.Get("Retry-After"); got != "" {
+		t.Errorf("PDB 429 carries Retry-After %q: upstream sends none, and client-go would retry before kubectl drain does", got)
+	}
 	for _, want := range []string{"disruption budget", "db-pdb", "d2", "needs 2 healthy pods and has 2"} {
 		if !strings.Contains(string(r.body), want) {
 			t.Errorf("429 body lacks %q: %s", want, r.body)

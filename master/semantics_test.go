@@ -112,6 +112,9 @@ func TestIntegrationAPIGetResourceVersion(t *testing.T) {
 	if msg := r.json(t)["message"].(string); !strings.HasPrefix(msg, "Timeout: Too large resource version: "+future+", current: ") {
 		t.Fatalf("rv ahead of etcd: %s", r.body)
 	}
+	if got := r.hdr.Get("Retry-After"); got != "1" {
+		t.Fatalf("rv ahead of etcd: Retry-After %q, want the status's retry hint 1", got)
+	}
 	wantCode(t, "rv=abc", api.get(t, pods+"/x?resourceVersion=abc", ""), 400)
 }
 

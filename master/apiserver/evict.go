@@ -127,7 +127,9 @@ func (h *handler) spendBudget(pdbStore *registry.Store, pdb *policyv1.PodDisrupt
 	podHealthy := disruptionbudget.Healthy(pdb, pod, now)
 	allowed := healthy - desired
 	if (podHealthy && allowed <= 0) || (!podHealthy && healthy < desired) {
-		err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
+		// No retry hint, as upstream: kubectl drain retries on its own
+		// schedule, and a Retry-After would make client-go retry first.
+		err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 		err.ErrStatus.Details.Name = pod.Name
 		err.ErrStatus.Details.Kind = "pods"
 		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,9 +85,14 @@ func writeFormatted(w http.ResponseWriter, code int, obj any, f format) {
 	_, _ = w.Write(data)
 }
 
-// writeError writes err as a metav1.Status with its HTTP code.
+// writeError writes err as a metav1.Status with its HTTP code, and the
+// status's retry hint as a Retry-After header (as upstream), which
+// client-go obeys by retrying the request itself.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	st := statusOf(err)
+	if st.Details != nil && st.Details.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(st.Details.RetryAfterSeconds)))
+	}
 	writeObject(w, r, int(st.Code), st)
 }
 

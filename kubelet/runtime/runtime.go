@@ -57,6 +57,7 @@ type Runtime struct {
 	cfg    Config
 	client *containerd.Client
 	ckpt   *checkpoints
+	images imageFacts
 }
 
 // New checks cfg and returns a runtime; it removes half-written sandbox

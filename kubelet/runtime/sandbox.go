@@ -48,7 +48,7 @@ func (r *Runtime) image(ctx context.Context, ref string) (containerd.Image, erro
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	return img, nil
+	return r.images.wrap(ctx, img)
 }
 
 // CreateSandbox creates the pod's netns, attaches it with CNI and starts the

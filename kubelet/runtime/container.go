@@ -88,6 +88,7 @@ func (r *Runtime) StartContainer(ctx context.Context, s StartSpec) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", c.Name, err)
 	}
+	r.index.add(s.Pod.UID, id)
 	logPath := r.LogPath(s.Pod, c.Name, s.Restart)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return id, err

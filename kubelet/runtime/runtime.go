@@ -58,6 +58,7 @@ type Runtime struct {
 	client *containerd.Client
 	ckpt   *checkpoints
 	images imageFacts
+	index  podIndex
 }
 
 // New checks cfg and returns a runtime; it removes half-written sandbox
@@ -106,19 +107,9 @@ type PodRef struct {
 // with no pause container left) are torn down here, as no pod worker owns them.
 func (r *Runtime) ListPodRefs(ctx context.Context) (map[types.UID]PodRef, error) {
 	ctx = r.ns(ctx)
-	ctrs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q", LabelPodUID))
+	refs, err := r.scanContainers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	refs := map[types.UID]PodRef{}
-	for _, c := range ctrs {
-		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		l := info.Labels
-		uid := types.UID(l[LabelPodUID])
-		refs[uid] = PodRef{UID: uid, Name: l[LabelPodName], Namespace: l[LabelPodNamespace]}
+		return nil, err
 	}
 	cps, err := r.ckpt.list(r.rebuildCheckpoint(ctx))
 	if err != nil {
@@ -136,12 +127,40 @@ func (r *Runtime) ListPodRefs(ctx context.Context) (map[types.UID]PodRef, error)
 	return refs, nil
 }
 
+// scanContainers lists every container of a pod (one containerd call,
+// labels only) and merges what it finds into the pod index.
+func (r *Runtime) scanContainers(ctx context.Context) (map[types.UID]PodRef, error) {
+	ctrs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q", LabelPodUID))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	refs := map[types.UID]PodRef{}
+	found := make(map[string]types.UID, len(ctrs))
+	for _, c := range ctrs {
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		l := info.Labels
+		uid := types.UID(l[LabelPodUID])
+		refs[uid] = PodRef{UID: uid, Name: l[LabelPodName], Namespace: l[LabelPodNamespace]}
+		found[c.ID()] = uid
+	}
+	r.index.merge(found)
+	return refs, nil
+}
+
 // GetPod returns what containerd and the sandbox checkpoints hold for one
 // pod; it never returns nil. Exits seen for the first time are recorded in
 // labels and the finished task is deleted (which frees the shim and keeps
 // the exit status).
 func (r *Runtime) GetPod(ctx context.Context, uid types.UID) (*Pod, error) {
-	pods, err := r.list(ctx, fmt.Sprintf("labels.%q==%q", LabelPodUID, uid), uid)
+	ctx = r.ns(ctx)
+	ctrs, err := r.podContainers(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := r.build(ctx, ctrs, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -151,12 +170,9 @@ func (r *Runtime) GetPod(ctx context.Context, uid types.UID) (*Pod, error) {
 	return &Pod{UID: uid}, nil
 }
 
-func (r *Runtime) list(ctx context.Context, filter string, only types.UID) (map[types.UID]*Pod, error) {
-	ctx = r.ns(ctx)
-	ctrs, err := r.client.Containers(ctx, filter)
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
+// build turns containers (and the sandbox checkpoints of pod only, or of
+// every pod if only is empty) into pods.
+func (r *Runtime) build(ctx context.Context, ctrs []containerd.Container, only types.UID) (map[types.UID]*Pod, error) {
 	pods := map[types.UID]*Pod{}
 	pod := func(uid types.UID, name, ns string) *Pod {
 		p := pods[uid]
@@ -349,6 +365,7 @@ func (r *Runtime) stopTask(ctx context.Context, c containerd.Container, grace ti
 func (r *Runtime) deleteContainer(ctx context.Context, id string, grace time.Duration) error {
 	c, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
+		r.index.remove(id)
 		return nil
 	}
 	if err != nil {
@@ -360,6 +377,7 @@ func (r *Runtime) deleteContainer(ctx context.Context, id string, grace time.Dur
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
+	r.index.remove(id)
 	return nil
 }
 

@@ -100,6 +100,7 @@ func (r *Runtime) CreateSandbox(ctx context.Context, pod *v1.Pod) (sb *Sandbox, 
 	if err != nil {
 		return nil, fmt.Errorf("create pause container: %w", err)
 	}
+	r.index.add(pod.UID, id)
 	task, err := ctr.NewTask(ctx, cio.NullIO)
 	if err != nil {
 		return nil, fmt.Errorf("create pause task: %w", err)

@@ -111,6 +111,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	owners := map[types.UID]OwnerState{}
 	if !n.Deleting {
+		if c.ownerOutsideGraph(n) {
+			// An owner is about to be judged by a live read: judge the
+			// dependent's references by one too. Watches of different
+			// kinds are not ordered, so the graph may still hold a
+			// reference already removed — an Orphan deletion detaches the
+			// dependents and then the owner goes, and the owner's deletion
+			// can arrive first.
+			live, ok, err := c.liveOwners(ctx, n)
+			if err != nil || !ok {
+				return err
+			}
+			n.Owners = live
+		}
 		for _, o := range n.Owners {
 			st, err := c.ownerState(ctx, n, o)
 			if err != nil {
@@ -126,6 +139,36 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ownerOutsideGraph reports whether one of n's owners is not in the graph.
+func (c *Controller) ownerOutsideGraph(n Node) bool {
+	for _, o := range n.Owners {
+		if _, ok := c.graph.Get(o.UID); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// liveOwners reads n's owner references from the API; ok is false when n
+// is gone or replaced by another object of its name.
+func (c *Controller) liveOwners(ctx context.Context, n Node) (refs []metav1.OwnerReference, ok bool, err error) {
+	r, found := c.resourceFor(n.APIVersion, n.Kind)
+	if !found {
+		return nil, false, fmt.Errorf("no served resource for %s %s", n.APIVersion, n.Kind)
+	}
+	live, err := c.dynamic.Resource(r.GVR).Namespace(n.Namespace).Get(ctx, n.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s/%s: %w", n.Kind, n.Namespace, n.Name, err)
+	}
+	if live.GetUID() != n.UID {
+		return nil, false, nil
+	}
+	return live.GetOwnerReferences(), true, nil
 }
 
 // ownerState: present when the graph holds the owner; otherwise a live

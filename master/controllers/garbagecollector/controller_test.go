@@ -144,3 +144,42 @@ func TestNewNeedsAConnection(t *testing.T) {
 		t.Fatal("New without a dynamic client or a real clientset succeeded")
 	}
 }
+
+// TestStaleGraphReferenceDoesNotDelete: the graph still holds an owner
+// reference the dependent no longer has (watches of different kinds are
+// not ordered: an Orphan deletion detaches the ReplicaSet, then its
+// Deployment goes, and the Deployment's deletion arrives first). The
+// owner is gone, but the dependent must be judged by its live references
+// and kept.
+func TestStaleGraphReferenceDoesNotDelete(t *testing.T) {
+	detached := obj("ReplicaSet", "orphaned", "r1")
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{deployments: "DeploymentList", replicasets: "ReplicaSetList"}, detached)
+	c := &Controller{dynamic: dyn, graph: NewGraph(), kinds: kindIndex([]resource{
+		{GVR: deployments, Kind: "Deployment", Namespaced: true},
+		{GVR: replicasets, Kind: "ReplicaSet", Namespaced: true},
+	})}
+	stale := Node{Ref: Ref{APIVersion: "apps/v1", Kind: "ReplicaSet", Namespace: "ns", Name: "orphaned", UID: "r1"},
+		Owners: []metav1.OwnerReference{deploymentOwner("d", "d1", true)}}
+	c.graph.Upsert(&stale)
+	if err := c.sync(context.Background(), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := get(dyn, replicasets, "orphaned"); !ok {
+		t.Fatal("a dependent detached from its deleted owner was deleted on the graph's stale owner reference")
+	}
+
+	// Still owned by the gone Deployment in the API too: garbage.
+	owned := obj("ReplicaSet", "owned", "r2", deploymentOwner("d", "d1", true))
+	if _, err := dyn.Resource(replicasets).Namespace("ns").Create(context.Background(), owned, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n := Node{Ref: Ref{APIVersion: "apps/v1", Kind: "ReplicaSet", Namespace: "ns", Name: "owned", UID: "r2"}, Owners: owned.GetOwnerReferences()}
+	c.graph.Upsert(&n)
+	if err := c.sync(context.Background(), "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := get(dyn, replicasets, "owned"); ok {
+		t.Fatal("a dependent whose owner is gone in the API too was kept")
+	}
+}
